@@ -1,0 +1,132 @@
+"""Versioned model artifacts: config, compact weights, metadata and a model card in one directory.
+
+Layout (keras-hub style): `<root>/<model name>/v<N>/{config.yaml, weights.npz, metadata.json, MODEL_CARD.md}`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from calozoo.errors import CalozooError
+
+__all__ = [
+    "variables_by_path",
+    "save_weights",
+    "load_weights",
+    "library_versions",
+    "write_artifact",
+    "artifact_versions",
+    "read_artifact_config",
+]
+
+_FLOAT16_MAX = 65504.0
+
+
+def variables_by_path(module: tf.Module) -> dict[str, tf.Variable]:
+    """Every variable of `module` once, keyed by its attribute path ('shower_flow/mades/0/in_kernel')."""
+    seen, result = set(), {}
+    found = module._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True)
+    for path, variable in sorted(found, key=lambda item: [str(p) for p in item[0]]):
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        result["/".join(str(p) for p in path)] = variable
+    return result
+
+
+def _storage_array(variable: tf.Variable, float_dtype: str) -> np.ndarray:
+    value = variable.numpy()
+    if not np.issubdtype(value.dtype, np.floating):
+        return value
+    if float_dtype == "float16" and np.abs(value).max(initial=0.0) < _FLOAT16_MAX:
+        return value.astype(np.float16)
+    return value.astype(np.float32 if float_dtype != "float64" else np.float64)
+
+
+def save_weights(module: tf.Module, path: str | Path, float_dtype: str = "float16") -> None:
+    """Writes every variable to a compressed .npz, floats in `float_dtype` where the values fit."""
+    arrays = {key: _storage_array(v, float_dtype) for key, v in variables_by_path(module).items()}
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+        np.savez_compressed(handle, **arrays)
+    os.replace(handle.name, path)
+
+
+def load_weights(module: tf.Module, path: str | Path) -> None:
+    """Assigns the arrays of a weights .npz to the module's variables, checking names and shapes."""
+    variables = variables_by_path(module)
+    with np.load(path) as stored:
+        missing = sorted(set(variables) - set(stored.files))
+        unexpected = sorted(set(stored.files) - set(variables))
+        if missing or unexpected:
+            raise CalozooError(
+                f"Weights in {path} do not fit this model: {len(missing)} missing (e.g. {missing[:2]}), "
+                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}); was it saved from another configuration?"
+            )
+        for key, variable in variables.items():
+            value = stored[key]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CalozooError(f"Weight '{key}' in {path} has shape {value.shape}; the model expects {variable.shape}.")
+            variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that produced an artifact."""
+    import h5py
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    import calozoo
+
+    return {"calozoo": calozoo.__version__, "tensorflow": tf.__version__, "tensorflow_probability": tfp.__version__,
+            "tf_keras": tf_keras.__version__, "numpy": np.__version__, "h5py": h5py.__version__}
+
+
+def artifact_versions(model_dir: str | Path) -> list[int]:
+    """The version numbers present under `<root>/<name>/`, ascending."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    found = [int(m.group(1)) for p in model_dir.iterdir() if (m := re.fullmatch(r"v(\d+)", p.name)) and p.is_dir()]
+    return sorted(found)
+
+
+def write_artifact(module: tf.Module, root: str | Path, name: str, family: str, config: dict, metadata: dict,
+                   card: str, version: int | None = None, float_dtype: str = "float16") -> Path:
+    """Writes `<root>/<name>/v<version>/` (next free version by default) atomically and returns it."""
+    model_dir = Path(root) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = version or (max(artifact_versions(model_dir), default=0) + 1)
+    final = model_dir / f"v{version}"
+    staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".v{version}-"))
+    try:
+        (staging / "config.yaml").write_text(yaml.safe_dump({"name": name, "family": family, "config": config},
+                                                            sort_keys=False))
+        save_weights(module, staging / "weights.npz", float_dtype)
+        metadata = {"name": name, "family": family, "version": version,
+                    "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "weights_dtype": float_dtype, "libraries": library_versions(), **metadata}
+        (staging / "metadata.json").write_text(json.dumps(metadata, indent=1))
+        (staging / "MODEL_CARD.md").write_text(card)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def read_artifact_config(directory: str | Path) -> dict:
+    """The `config.yaml` of an artifact directory."""
+    return yaml.safe_load((Path(directory) / "config.yaml").read_text())

@@ -1,0 +1,205 @@
+"""A stack of MAF-RQS or IAF-RQS blocks with fixed permutations: the flows of the CaloFlow family."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from calozoo.bijectors.layerwise_permutation import FixedPermutation
+from calozoo.bijectors.made import MADE, made_num_params
+from calozoo.bijectors.masked_autoregressive import MaskedAutoregressiveRQS
+from calozoo.bijectors.rq_spline import SplineSettings
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+__all__ = ["AutoregressiveRQSFlow", "FlowPass"]
+
+
+class FlowPass:
+    """What one pass through a flow produced: output, log|det| and (optionally) everything on the way.
+
+    `steps` holds the input and the tensor after every transform (permutations included) in the order
+    of the pass; `params` holds each one-pass block's MADE output in the same order.
+    """
+
+    def __init__(self, output, logdet, steps=None, params=None):
+        self.output, self.logdet, self.steps, self.params = output, logdet, steps or [], params or []
+
+
+class AutoregressiveRQSFlow(tf.Module):
+    """Conditional flow: blocks B_0..B_{n-1} with fixed permutations P_k after B_k (nflows order).
+
+    Towards the base (density): x -> B_0 -> P_0 -> B_1 -> ... -> z. With `kind="maf"` that direction is one
+    MADE pass per block (teacher); with `kind="iaf"` the sampling direction z -> x is (student).
+
+    `flow.distribution(context)` returns the `tfd.TransformedDistribution` built from TFP bijectors.
+
+    Example:
+        >>> flow = AutoregressiveRQSFlow(features=3, context=1, hidden=8, num_blocks=2, seed=0)
+        >>> flow.log_prob(np.zeros((2, 3)), np.zeros((2, 1))).shape
+        TensorShape([2])
+    """
+
+    def __init__(
+        self,
+        features: int,
+        context: int,
+        hidden: int,
+        num_blocks: int,
+        kind: str = "maf",
+        permutations: Sequence[np.ndarray] | None = None,
+        made_hidden_blocks: int = 1,
+        dropout: float = 0.0,
+        spline: SplineSettings | None = None,
+        seed: int = 0,
+        dtype=tf.float64,
+        name: str | None = None,
+    ):
+        super().__init__(name=name or "autoregressive_rqs_flow")
+        if kind not in ("maf", "iaf"):
+            raise ValueError(f"`kind` must be 'maf' or 'iaf'; got {kind!r}.")
+        permutations = [] if permutations is None else list(permutations)
+        if len(permutations) not in (num_blocks - 1, num_blocks):
+            raise ValueError(
+                f"Give {num_blocks - 1} or {num_blocks} permutations for {num_blocks} blocks; got {len(permutations)}."
+            )
+        self.features, self.context, self.kind = features, context, kind
+        self.spline = spline or SplineSettings()
+        self.dtype = tf.as_dtype(dtype)
+        with self.name_scope:
+            self.mades = [
+                MADE(features, context, hidden, self.spline.num_params, made_hidden_blocks, dropout,
+                     seed=seed * 1000 + k, dtype=self.dtype, name=f"made{k}")
+                for k in range(num_blocks)
+            ]
+            self.permutations = [FixedPermutation(p, name=f"permutation{k}") for k, p in enumerate(permutations)]
+        direction = "forward" if kind == "maf" else "inverse"
+        self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}") for k, m in enumerate(self.mades)]
+
+    # ----- structure -----------------------------------------------------------------------------
+    @property
+    def num_params(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+
+    @staticmethod
+    def expected_num_params(features, context, hidden, num_blocks, num_bins, made_hidden_blocks=1) -> int:
+        """Parameter count from the layer shapes, without building anything."""
+        per_block = made_num_params(features, context, hidden, made_hidden_blocks, 3 * num_bins - 1)
+        return num_blocks * per_block
+
+    def _transforms_towards_base(self):
+        """(kind, index) of every transform in the density order x -> z."""
+        order = []
+        for k in range(len(self.blocks)):
+            order.append(("block", k))
+            if k < len(self.permutations):
+                order.append(("permutation", k))
+        return order
+
+    def _sequential_block(self, k, h, context):
+        """A block's D-step direction and its log-det, always without dropout: a mask drawn per step would
+        make the log-det belong to another map, and CaloFlow only ever trains the one-pass direction."""
+        y = self.blocks[k].sequential(h, context, training=False)
+        return y, -self.blocks[k].one_pass(y, context, training=False)[1]
+
+    # ----- the two passes ------------------------------------------------------------------------
+    def to_base(self, x, context, training=False, record=False) -> FlowPass:
+        """Density direction x -> z, with log|dz/dx|; one MADE pass per block for a MAF."""
+        h = tf.convert_to_tensor(x, self.dtype)
+        context = None if context is None else tf.convert_to_tensor(context, self.dtype)
+        logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
+        steps, params = [h], []
+        for kind, k in self._transforms_towards_base():
+            if kind == "permutation":
+                h = self.permutations[k].to_base(h)
+            elif self.kind == "maf":
+                h, block_logdet, p = self.blocks[k].one_pass(h, context, training)
+                logdet += block_logdet
+                params.append(p)
+            else:
+                h, block_logdet = self._sequential_block(k, h, context)
+                logdet += block_logdet
+            if record:
+                steps.append(h)
+        return FlowPass(h, logdet, steps if record else None, params if record else None)
+
+    def to_data(self, z, context, training=False, record=False) -> FlowPass:
+        """Sampling direction z -> x, with log|dx/dz|; one MADE pass per block for an IAF."""
+        h = tf.convert_to_tensor(z, self.dtype)
+        context = None if context is None else tf.convert_to_tensor(context, self.dtype)
+        logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
+        steps, params = [h], []
+        for kind, k in reversed(self._transforms_towards_base()):
+            if kind == "permutation":
+                h = self.permutations[k].to_data(h)
+            elif self.kind == "iaf":
+                h, block_logdet, p = self.blocks[k].one_pass(h, context, training)
+                logdet += block_logdet
+                params.append(p)
+            else:
+                h, block_logdet = self._sequential_block(k, h, context)
+                logdet += block_logdet
+            if record:
+                steps.append(h)
+        return FlowPass(h, logdet, steps if record else None, params if record else None)
+
+    # ----- distribution API ----------------------------------------------------------------------
+    def base_log_prob(self, z):
+        z = tf.convert_to_tensor(z, self.dtype)
+        return -0.5 * tf.reduce_sum(z**2, axis=-1) - 0.5 * self.features * np.log(2.0 * np.pi)
+
+    def log_prob(self, x, context=None, training=False):
+        """log p(x | context)."""
+        result = self.to_base(x, context, training)
+        return self.base_log_prob(result.output) + result.logdet
+
+    def sample_from_noise(self, z, context=None):
+        """Maps standard-normal noise to data."""
+        return self.to_data(z, context).output
+
+    def sample(self, context, seed):
+        """One sample per row of `context`, from a stateless seed (int[2])."""
+        context = tf.convert_to_tensor(context, self.dtype)
+        z = tf.random.stateless_normal([tf.shape(context)[0], self.features], seed=seed, dtype=self.dtype)
+        return self.sample_from_noise(z, context)
+
+    @property
+    def bijector(self) -> tfb.Chain:
+        """The flow as one TFP bijector (base -> data); condition it with `bijector_kwargs(context)`."""
+        parts = []
+        for kind, k in self._transforms_towards_base():
+            if kind == "permutation":
+                parts.append(self.permutations[k].bijector)
+            else:
+                parts.append(self.blocks[k] if self.kind == "maf" else tfb.Invert(self.blocks[k], name=f"iaf{k}"))
+        return tfb.Chain(parts, name=self.name)
+
+    def bijector_kwargs(self, context) -> dict:
+        """Name-keyed conditioning for `bijector`: every block receives `conditional_input=context`."""
+        names = [b.name if self.kind == "maf" else f"iaf{k}" for k, b in enumerate(self.blocks)]
+        return {name: {"conditional_input": context} for name in names}
+
+    def distribution(self, context) -> tfd.TransformedDistribution:
+        """p(x | context) as a TFP distribution (zuko style: `flow.distribution(c).log_prob(x)`)."""
+        context = tf.convert_to_tensor(context, self.dtype)
+        base = tfd.Sample(tfd.Normal(tf.constant(0.0, self.dtype), tf.constant(1.0, self.dtype)), [self.features])
+        return _Conditioned(base, self.bijector, self.bijector_kwargs(context))
+
+
+class _Conditioned:
+    """A TransformedDistribution with its bijector kwargs bound, so `log_prob(x)` / `sample(n)` just work."""
+
+    def __init__(self, base, bijector, bijector_kwargs):
+        self.distribution = tfd.TransformedDistribution(base, bijector)
+        self._kwargs = bijector_kwargs
+
+    def log_prob(self, x):
+        return self.distribution.log_prob(x, bijector_kwargs=self._kwargs)
+
+    def sample(self, seed):
+        batch = tf.shape(next(iter(self._kwargs.values()))["conditional_input"])[0]
+        return self.distribution.sample(batch, seed=seed, bijector_kwargs=self._kwargs)

@@ -1,0 +1,35 @@
+"""Exceptions that calozoo raises for bad input, unknown names and missing files."""
+
+__all__ = [
+    "CalozooError",
+    "ShowerFileError",
+    "UnknownModelError",
+    "MissingWeightsError",
+    "ChecksumError",
+]
+
+
+class CalozooError(Exception):
+    """Base class: the message is one line that names the problem and the fix.
+
+    The command line prints such an error as a single line and exits non-zero.
+    """
+
+
+class ShowerFileError(CalozooError, ValueError):
+    """A shower file or array is malformed (keys, voxel count, NaN, negative values...)."""
+
+
+class UnknownModelError(CalozooError, KeyError):
+    """A model name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingWeightsError(CalozooError, FileNotFoundError):
+    """A registered model has no trained weights where calozoo looked."""
+
+
+class ChecksumError(CalozooError, ValueError):
+    """A downloaded file does not have the published checksum."""

@@ -1,0 +1,221 @@
+"""CaloFlow for CaloChallenge dataset 1 (Krause, Pang, Shih; arXiv:2210.14245): Flow-I + Flow-II teacher/student.
+
+Flow-I learns the layer energies in u-space given E_inc; Flow-II learns the layer-normalised voxels in logit
+space given E_inc and the layer energies. The teacher's Flow-II is a MAF (density in one pass), the student's
+an IAF distilled from it (sampling in one pass). Constants: ../shared/reference/MODELS.md section 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
+from calozoo.bijectors.layerwise_permutation import random_within_layers, reverse_within_layers
+from calozoo.bijectors.rq_spline import SplineSettings
+from calozoo.data.geometry import load_geometry
+from calozoo.models.base import ShowerGenerator
+from calozoo.preprocessing import (
+    energies_from_fractions,
+    energy_fractions,
+    inverse_logit_transform,
+    layer_normalize,
+    logit_transform,
+    rescale_layers,
+)
+from calozoo.preprocessing.layers import layer_sums
+
+__all__ = ["CaloFlowConfig", "CaloFlow", "shower_flow_permutations"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CaloFlowConfig:
+    """Everything that defines a CaloFlow DS1 model; the defaults are the photon teacher of the paper."""
+
+    dataset: str = "1-photons"
+    role: str = "teacher"  # "teacher" (MAF Flow-II) or "student" (IAF Flow-II)
+    hidden: int = 378
+    num_blocks: int = 8
+    made_hidden_blocks: int = 1
+    num_bins: int = 8
+    tail_bound: float = 14.0
+    min_bin: float = 1e-6
+    dropout: float = 0.05
+    energy_hidden: int = 64
+    energy_blocks: int = 6
+    energy_made_hidden_blocks: int = 2
+    energy_unit_mev: float = 1e5
+    u0_factor: float = 2.42
+    voxel_noise: float = 1e-8
+    energy_flow_noise: float = 1e-8
+    layer_condition_eps: float = 1e-8
+    generation_layer_condition_eps: float = 1e-8
+    logit_alpha: float = 1e-6
+    threshold_mev: float = 0.01
+    max_voxel_mev: float = 1e6
+    permutation_seed: int = 0
+    seed: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        if self.dataset not in ("1-photons", "1-pions"):
+            raise ValueError(f"CaloFlow DS1 needs dataset '1-photons' or '1-pions'; got '{self.dataset}'.")
+        if self.role not in ("teacher", "student"):
+            raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CaloFlowConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown CaloFlow setting(s) {unknown}; known: {sorted(known)}.")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def spline(self) -> SplineSettings:
+        return SplineSettings(self.num_bins, self.tail_bound, self.min_bin, self.min_bin, self.min_bin)
+
+
+def shower_flow_permutations(layer_sizes, num_blocks: int, seed: int) -> list[np.ndarray]:
+    """Flow-II permutations: after even blocks reverse inside each layer, after odd blocks shuffle inside
+    each layer; the permutation after the last block is dropped, so no feature ever leaves its layer."""
+    rng = np.random.default_rng(seed)
+    perms = []
+    for k in range(num_blocks - 1):
+        perms.append(reverse_within_layers(layer_sizes) if k % 2 == 0 else random_within_layers(layer_sizes, rng))
+    return perms
+
+
+def _energy_flow_permutations(features: int, num_blocks: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed + 1)
+    return [random_within_layers([features], rng) for _ in range(num_blocks)]
+
+
+class CaloFlow(ShowerGenerator):
+    """A CaloFlow DS1 generator: Flow-I (layer energies) -> Flow-II (voxel shapes) -> showers in MeV.
+
+    Example:
+        >>> model = CaloFlow(CaloFlowConfig(role="student", hidden=16, energy_hidden=8))
+        >>> model.generate([1024.0, 65536.0], seed=1).shape
+        (2, 368)
+    """
+
+    def __init__(self, config: CaloFlowConfig, name: str | None = None):
+        super().__init__(config.dataset, name=name or "caloflow")
+        self.config = config
+        geometry = load_geometry(config.dataset)
+        self.layer_sizes = geometry.layer_sizes
+        n_layers = len(self.layer_sizes)
+        self.dtype = tf.as_dtype(config.dtype)
+        with self.name_scope:
+            self.energy_flow = AutoregressiveRQSFlow(
+                features=n_layers,
+                context=1,
+                hidden=config.energy_hidden,
+                num_blocks=config.energy_blocks,
+                kind="maf",
+                permutations=_energy_flow_permutations(n_layers, config.energy_blocks, config.permutation_seed),
+                made_hidden_blocks=config.energy_made_hidden_blocks,
+                dropout=0.0,
+                spline=config.spline,
+                seed=config.seed + 7,
+                dtype=self.dtype,
+                name="energy_flow",
+            )
+            self.shower_flow = AutoregressiveRQSFlow(
+                features=geometry.n_voxels,
+                context=1 + n_layers,
+                hidden=config.hidden,
+                num_blocks=config.num_blocks,
+                kind="maf" if config.role == "teacher" else "iaf",
+                permutations=shower_flow_permutations(self.layer_sizes, config.num_blocks, config.permutation_seed),
+                made_hidden_blocks=config.made_hidden_blocks,
+                dropout=config.dropout,
+                spline=config.spline,
+                seed=config.seed,
+                dtype=self.dtype,
+                name="shower_flow",
+            )
+
+    @property
+    def has_density(self) -> bool:
+        return self.config.role == "teacher"
+
+    # ----- conditions and preprocessing ---------------------------------------------------------
+    def energy_condition(self, incident_energy):
+        """log10(3 E_inc / 100 GeV), (N, 1), from E_inc in model units (100 GeV)."""
+        return tf.math.log(3.0 * incident_energy) / np.log(10.0)
+
+    def shower_condition(self, incident_energy, layer_energies, eps):
+        """[log10(3 E_inc), log10(E_k + eps) - 1 ...] in model units, (N, 1 + L)."""
+        layer_terms = tf.math.log(layer_energies + eps) / np.log(10.0) - 1.0
+        return tf.concat([self.energy_condition(incident_energy), layer_terms], axis=-1)
+
+    def preprocess(self, showers_mev, incident_energies_mev, seed):
+        """Training inputs of both flows from showers in MeV, with the uniform voxel noise of the paper.
+
+        Returns:
+            dict with `energy_x` (N, L), `energy_c` (N, 1), `shower_x` (N, V), `shower_c` (N, 1 + L).
+        """
+        cfg = self.config
+        unit = cfg.energy_unit_mev
+        voxels = tf.convert_to_tensor(np.asarray(showers_mev, np.float64) / unit, self.dtype)
+        energy = tf.convert_to_tensor(np.asarray(incident_energies_mev, np.float64).reshape(-1, 1) / unit, self.dtype)
+        noise_seed = tf.constant([seed, 17], tf.int32)
+        shower_voxels = voxels + tf.random.stateless_uniform(tf.shape(voxels), noise_seed, 0.0, cfg.voxel_noise, self.dtype)
+        energy_voxels = voxels + tf.random.stateless_uniform(
+            tf.shape(voxels), noise_seed + 1, 0.0, cfg.energy_flow_noise, self.dtype
+        )
+        e_layers_energy_flow = layer_sums(energy_voxels, self.layer_sizes)
+        e_layers = layer_sums(shower_voxels, self.layer_sizes)
+        fractions = energy_fractions(e_layers_energy_flow, energy, cfg.u0_factor)
+        return {
+            "energy_x": logit_transform(fractions, cfg.logit_alpha),
+            "energy_c": self.energy_condition(energy),
+            "shower_x": logit_transform(layer_normalize(shower_voxels, self.layer_sizes), cfg.logit_alpha),
+            "shower_c": self.shower_condition(energy, e_layers, cfg.layer_condition_eps),
+        }
+
+    # ----- generation ---------------------------------------------------------------------------
+    def sample_layer_energies(self, incident_energy, seed):
+        """Layer energies (N, L) in model units from Flow-I, for E_inc (N, 1) in model units."""
+        u_logit = self.energy_flow.sample(self.energy_condition(incident_energy), seed)
+        fractions = inverse_logit_transform(u_logit, self.config.logit_alpha, clamp=True)
+        return energies_from_fractions(fractions, incident_energy, self.config.u0_factor)
+
+    def showers_from_layers(self, shower_logits, layer_energies):
+        """Flow-II output (logit space) and layer energies (model units) -> showers in MeV, thresholded."""
+        cfg = self.config
+        shapes = inverse_logit_transform(shower_logits, cfg.logit_alpha, clamp=False)
+        showers = rescale_layers(shapes, layer_energies, self.layer_sizes) * cfg.energy_unit_mev
+        showers = tf.clip_by_value(showers, 0.0, cfg.max_voxel_mev)
+        return tf.where(showers < cfg.threshold_mev, tf.zeros_like(showers), showers)
+
+    def sample_showers(self, incident_energies, seed):
+        """Showers (N, V) float32 MeV for E_inc (N, 1) MeV: Flow-I -> Flow-II -> energy space."""
+        cfg = self.config
+        seed = tf.convert_to_tensor(seed, tf.int32)
+        energy = tf.cast(incident_energies, self.dtype) / cfg.energy_unit_mev
+        energy_seed, shower_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        layer_energies = self.sample_layer_energies(energy, energy_seed)
+        condition = self.shower_condition(energy, layer_energies, cfg.generation_layer_condition_eps)
+        logits = self.shower_flow.sample(condition, shower_seed)
+        return tf.cast(self.showers_from_layers(logits, layer_energies), tf.float32)
+
+    # ----- density ------------------------------------------------------------------------------
+    def log_prob(self, showers, incident_energies, seed: int = 0):
+        """log p of Flow-I (u-space) + Flow-II (logit space) per shower, in the preprocessed coordinates.
+
+        Only teachers have a density that costs one pass; a student's would need D sequential passes.
+        """
+        if not self.has_density:
+            raise NotImplementedError("CaloFlow students have no one-pass density; use the teacher for log_prob.")
+        inputs = self.preprocess(showers, incident_energies, seed)
+        return self.energy_flow.log_prob(inputs["energy_x"], inputs["energy_c"]) + self.shower_flow.log_prob(
+            inputs["shower_x"], inputs["shower_c"]
+        )

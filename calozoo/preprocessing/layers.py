@@ -1,0 +1,33 @@
+"""Per-layer operations on flattened showers: split, normalise to unit layer sums, rescale."""
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+__all__ = ["split_layers", "layer_sums", "layer_normalize", "rescale_layers"]
+
+
+def split_layers(voxels, layer_sizes: Sequence[int]):
+    """The per-layer blocks of (N, V) voxels, a list of (N, size_k)."""
+    return tf.split(voxels, list(layer_sizes), axis=-1)
+
+
+def layer_sums(voxels, layer_sizes: Sequence[int]):
+    """Energy per layer, (N, L)."""
+    return tf.stack([tf.reduce_sum(block, axis=-1) for block in split_layers(voxels, layer_sizes)], axis=-1)
+
+
+def layer_normalize(voxels, layer_sizes: Sequence[int], epsilon=1e-16):
+    """Each layer divided by its own sum (+ epsilon), so every layer sums to one."""
+    blocks = split_layers(voxels, layer_sizes)
+    return tf.concat([b / (tf.reduce_sum(b, axis=-1, keepdims=True) + epsilon) for b in blocks], axis=-1)
+
+
+def rescale_layers(shapes, layer_energies, layer_sizes: Sequence[int]):
+    """Each layer of `shapes` normalised by the sum of its absolute values, times that layer's energy."""
+    blocks = split_layers(shapes, layer_sizes)
+    scaled = [
+        b / tf.reduce_sum(tf.abs(b), axis=-1, keepdims=True) * layer_energies[:, k : k + 1]
+        for k, b in enumerate(blocks)
+    ]
+    return tf.concat(scaled, axis=-1)

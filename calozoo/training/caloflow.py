@@ -1,0 +1,124 @@
+"""How CaloFlow DS1 is trained: Flow-I and the teacher by likelihood, the student by density distillation."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from calozoo.data.incident_energies import ds1_energy_list
+from calozoo.models.caloflow import CaloFlow
+from calozoo.training.distillation import pdd_loss
+from calozoo.training.schedules import make_schedule
+from calozoo.training.trainer import TrainingResult, train_loop
+
+__all__ = ["DEFAULT_TRAINING", "train_caloflow"]
+
+# The reference recipes (MODELS.md section 2.3); YAML configs override any entry.
+DEFAULT_TRAINING = {
+    "validation_fraction": 0.3,
+    "energy_flow": {"batch_size": 200, "epochs": 100,
+                    "schedule": {"name": "onecycle", "max_lr": 1e-3, "pct_start": 0.4, "three_phase": True}},
+    "teacher": {"batch_size": 200, "epochs": 100,
+                "schedule": {"name": "cyclic", "base_lr": 5e-5, "max_lr": 2e-3, "step_size_up": 850}},
+    "student": {"batch_size": 175, "epochs": 100, "beta": 0.5,
+                "schedule": {"name": "onecycle", "max_lr": 1e-3}},
+}
+
+
+def _merged(settings: dict | None) -> dict:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_TRAINING.items()}
+    for key, value in (settings or {}).items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
+def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, progress, name):
+    batch = int(spec["batch_size"])
+    steps = int(spec["epochs"]) * -(-len(x) // batch)
+    x_val_t, c_val_t = tf.constant(x_val), tf.constant(c_val)
+
+    def loss_fn(xb, cb):
+        nll = -tf.reduce_mean(flow.log_prob(xb, cb, training=True))
+        return nll, nll
+
+    validation_nll = tf.function(lambda: -tf.reduce_mean(flow.log_prob(x_val_t, c_val_t)))
+    return train_loop(flow, loss_fn, [x, c], epochs=int(spec["epochs"]), batch_size=batch,
+                      learning_rate=make_schedule(spec["schedule"], steps), checkpoint_dir=checkpoint_dir,
+                      evaluate=lambda _: float(validation_nll()), metric_name="validation_nll", resume=resume,
+                      seed=seed, progress=progress, description=name)
+
+
+def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
+    """Incident energies (MeV) of the z-pass: the DS1 photon list, or uniform (linear) for pions."""
+    rng = np.random.default_rng(seed)
+    if model.config.dataset == "1-photons":
+        return rng.permutation(ds1_energy_list("photon"))[:n].reshape(-1, 1)
+    return rng.uniform(256.0, 4_194_304.0, size=(n, 1))
+
+
+def _distill(student: CaloFlow, teacher: CaloFlow, x, c, spec, checkpoint_dir, resume, seed, progress):
+    cfg = student.config
+    batch = int(spec["batch_size"])
+    steps = int(spec["epochs"]) * -(-len(x) // batch)
+    energies = distillation_energies(student, len(x), seed) / cfg.energy_unit_mev
+    generator = tf.random.Generator.from_seed(seed)
+    beta = float(spec.get("beta", 0.5))
+
+    def loss_fn(xb, cb, eb):
+        eb = tf.cast(eb, student.dtype)
+        layer_energies = teacher.sample_layer_energies(eb, generator.make_seeds(1)[:, 0])
+        noise_condition = student.shower_condition(eb, layer_energies, cfg.layer_condition_eps)
+        noise = generator.normal(tf.shape(xb), dtype=student.dtype)
+        return pdd_loss(teacher.shower_flow, student.shower_flow, xb, cb, noise, noise_condition, beta=beta)
+
+    holder = tf.Module()
+    holder.student, holder.generator = student.shower_flow, generator
+    return train_loop(holder, loss_fn, [x, c, energies], variables=student.shower_flow.trainable_variables,
+                      epochs=int(spec["epochs"]), batch_size=batch, learning_rate=make_schedule(spec["schedule"], steps),
+                      checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
+                      resume=resume, seed=seed, progress=progress, description="student")
+
+
+def adopt_teacher_parts(student: CaloFlow, teacher: CaloFlow) -> None:
+    """The student reuses the teacher's Flow-I and, position by position, the teacher's permutations."""
+    for mine, theirs in zip(student.energy_flow.variables, teacher.energy_flow.variables):
+        mine.assign(tf.cast(theirs, mine.dtype))
+    for mine, theirs in zip(student.shower_flow.permutations, teacher.shower_flow.permutations):
+        mine.permutation.assign(theirs.permutation)
+        mine.inverse_permutation.assign(theirs.inverse_permutation)
+
+
+def train_caloflow(model: CaloFlow, showers, energies, checkpoint_dir, *, teacher: CaloFlow | None = None,
+                   settings: dict | None = None, epochs: int | None = None, resume: bool = False, seed: int = 0,
+                   progress: bool = True) -> dict[str, TrainingResult]:
+    """Trains `model` on showers/energies in MeV (a training split); returns one result per trained part.
+
+    A teacher trains Flow-I and Flow-II by likelihood on a further `validation_fraction` split (the best
+    validation epoch is kept); a student needs a trained `teacher` and is distilled from it.
+    `epochs` overrides every part's epoch count.
+    """
+    settings = _merged(settings)
+    if epochs is not None:
+        for part in ("energy_flow", "teacher", "student"):
+            settings[part]["epochs"] = int(epochs)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(showers))
+    n_val = int(round(settings["validation_fraction"] * len(showers)))
+    val, train = order[:n_val], order[n_val:]
+    data = {k: v.numpy() for k, v in model.preprocess(showers[train], energies[train], seed).items()}
+    results = {}
+    if model.config.role == "teacher":
+        valid = {k: v.numpy() for k, v in model.preprocess(showers[val], energies[val], seed + 1).items()}
+        results["energy_flow"] = _nll_training(model.energy_flow, data["energy_x"], data["energy_c"], valid["energy_x"],
+                                               valid["energy_c"], settings["energy_flow"], f"{checkpoint_dir}/energy_flow",
+                                               resume, seed, progress, "flow-I")
+        results["teacher"] = _nll_training(model.shower_flow, data["shower_x"], data["shower_c"], valid["shower_x"],
+                                           valid["shower_c"], settings["teacher"], f"{checkpoint_dir}/shower_flow",
+                                           resume, seed, progress, "teacher")
+        return results
+    if teacher is None or teacher.config.role != "teacher":
+        raise ValueError("Training a CaloFlow student needs a trained teacher: pass `teacher=` (see `calozoo train --teacher`).")
+    adopt_teacher_parts(student=model, teacher=teacher)
+    results["student"] = _distill(model, teacher, data["shower_x"], data["shower_c"], settings["student"],
+                                  f"{checkpoint_dir}/student", resume, seed, progress)
+    return results

@@ -1,0 +1,75 @@
+"""Per-step learning-rate schedules of the reference trainings (PyTorch's OneCycleLR and CyclicLR triangular2)."""
+
+import math
+
+import tensorflow as tf
+import tf_keras
+
+__all__ = ["OneCycle", "CyclicTriangular2", "make_schedule"]
+
+
+class OneCycle(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine one-cycle: max_lr/div up to max_lr over pct_start of the steps, then down to max_lr/(div·final_div).
+
+    With `three_phase=True` the second phase returns to max_lr/div symmetrically and a third anneals to the end.
+    Momentum cycling of PyTorch's version is not reproduced (Adam's beta_1 stays fixed).
+    """
+
+    def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4, three_phase=False):
+        if total_steps < 1:
+            raise ValueError(f"`total_steps` must be >= 1; got {total_steps}.")
+        self.max_lr, self.total_steps, self.pct_start = float(max_lr), int(total_steps), float(pct_start)
+        self.div_factor, self.final_div_factor, self.three_phase = float(div_factor), float(final_div_factor), bool(three_phase)
+
+    def _phases(self):
+        initial = self.max_lr / self.div_factor
+        final = initial / self.final_div_factor
+        up = float(self.pct_start * self.total_steps) - 1.0
+        if self.three_phase:
+            return [(up, initial, self.max_lr), (2 * up, self.max_lr, initial), (self.total_steps - 1.0, initial, final)]
+        return [(up, initial, self.max_lr), (self.total_steps - 1.0, self.max_lr, final)]
+
+    def __call__(self, step):
+        step = tf.cast(tf.minimum(step, self.total_steps - 1), tf.float32)
+        start = 0.0
+        result = None
+        for end, lr_from, lr_to in self._phases():
+            fraction = tf.clip_by_value((step - start) / max(end - start, 1e-9), 0.0, 1.0)
+            value = lr_to + (lr_from - lr_to) / 2.0 * (1.0 + tf.cos(math.pi * fraction))
+            result = value if result is None else tf.where(step > start, value, result)
+            start = end
+        return result
+
+    def get_config(self):
+        return dict(max_lr=self.max_lr, total_steps=self.total_steps, pct_start=self.pct_start,
+                    div_factor=self.div_factor, final_div_factor=self.final_div_factor, three_phase=self.three_phase)
+
+
+class CyclicTriangular2(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Triangular cycles between base_lr and max_lr whose amplitude halves every cycle (PyTorch 'triangular2')."""
+
+    def __init__(self, base_lr, max_lr, step_size_up):
+        self.base_lr, self.max_lr, self.step_size_up = float(base_lr), float(max_lr), int(step_size_up)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        cycle = tf.floor(1.0 + step / (2.0 * self.step_size_up))
+        x = tf.abs(step / self.step_size_up - 2.0 * cycle + 1.0)
+        scale = 1.0 / tf.pow(2.0, cycle - 1.0)
+        return self.base_lr + (self.max_lr - self.base_lr) * tf.maximum(0.0, 1.0 - x) * scale
+
+    def get_config(self):
+        return dict(base_lr=self.base_lr, max_lr=self.max_lr, step_size_up=self.step_size_up)
+
+
+def make_schedule(spec: dict, total_steps: int):
+    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'constant', ...}; OneCycle spans `total_steps`."""
+    spec = dict(spec)
+    name = spec.pop("name", "constant")
+    if name == "onecycle":
+        return OneCycle(total_steps=total_steps, **spec)
+    if name == "cyclic":
+        return CyclicTriangular2(**spec)
+    if name == "constant":
+        return float(spec.get("lr", 1e-4))
+    raise ValueError(f"Unknown learning-rate schedule '{name}'; expected 'onecycle', 'cyclic' or 'constant'.")

@@ -1,0 +1,1 @@
+"""calozoo test suite."""

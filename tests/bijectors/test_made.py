@@ -1,0 +1,221 @@
+"""Tests of calozoo.bijectors.made: nflows' MADE with cyclic hidden degrees, feature-major outputs, context path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from calozoo.bijectors.made import MADE, hidden_degrees, made_num_params
+from calozoo.bijectors.masked_autoregressive import MaskedAutoregressiveRQS
+from calozoo.bijectors.rq_spline import SplineSettings, rqs_inverse
+from tests.bijectors.helpers import assert_relative_close
+
+
+def inputs(batch, features, context, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(batch, features)), rng.normal(size=(batch, context))
+
+
+def all_kernels(made):
+    return [made.in_kernel, *made.hidden_kernels, made.out_kernel]
+
+
+# ----- autoregressive structure --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("features, hidden, num_blocks", [(6, 20, 2), (7, 4, 1)])  # H > D and H < D
+def test_autoregressive_property_from_the_jacobian(features, hidden, num_blocks):
+    params = 3
+    made = MADE(features, context=2, hidden=hidden, params_per_feature=params, num_blocks=num_blocks, seed=3)
+    x, c = inputs(64, features, 2)
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reshape(made(x, c), [64, features * params])
+    jacobian = tape.batch_jacobian(out, x).numpy().reshape(64, features, params, features)  # (B, i, m, j)
+    for i in range(features):
+        for j in range(i, features):
+            assert np.all(jacobian[:, i, :, j] == 0), f"output {i} depends on x_{j}"
+    # The network is not trivially constant: some output of every feature i >= 1 depends on x_{<i}.
+    for i in range(1, features):
+        assert np.any(jacobian[:, i, :, :i] != 0), f"output {i} depends on none of x_0..x_{i - 1}"
+
+
+def test_hidden_degrees_cycle():
+    # H > D: the degrees 1..D-1 repeat.
+    np.testing.assert_array_equal(hidden_degrees(10, 4), [1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
+    # H < D: the first H of 1..D-1; degree D-1 is never reached.
+    np.testing.assert_array_equal(hidden_degrees(3, 6), [1, 2, 3])
+    # nflows' edge cases: D = 2 gives all 1; D = 1 gives all 0 (max(1, D-1) = 1, min(1, D-1) = 0).
+    np.testing.assert_array_equal(hidden_degrees(4, 2), [1, 1, 1, 1])
+    np.testing.assert_array_equal(hidden_degrees(3, 1), [0, 0, 0])
+
+
+def test_masks_small_example():
+    """D 3, H 4 (degrees 1 2 1 2), M 2: masks written out by hand."""
+    made = MADE(features=3, context=0, hidden=4, params_per_feature=2, num_blocks=1, seed=0)
+    np.testing.assert_array_equal(
+        made.in_kernel.mask.numpy(),
+        [[1, 1, 1, 1],  # x_1 (degree 1) feeds every unit (degrees >= 1)
+         [0, 1, 0, 1],  # x_2 feeds the degree-2 units only
+         [0, 0, 0, 0]],  # x_3 feeds nothing
+    )
+    np.testing.assert_array_equal(
+        made.hidden_kernels[0].mask.numpy(),
+        [[1, 1, 1, 1], [0, 1, 0, 1], [1, 1, 1, 1], [0, 1, 0, 1]],
+    )
+    # Feature-major outputs: columns (feature 1: m0 m1, feature 2: m0 m1, feature 3: m0 m1); strict ">".
+    np.testing.assert_array_equal(
+        made.out_kernel.mask.numpy(),
+        [[0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1]],
+    )
+
+
+@pytest.mark.parametrize("features, hidden", [(5, 12), (8, 3)])  # H > D and H < D
+def test_masks_follow_the_degrees(features, hidden):
+    params = 3
+    made = MADE(features, context=1, hidden=hidden, params_per_feature=params, num_blocks=2, seed=1)
+    degrees = hidden_degrees(hidden, features)
+    input_degrees = np.arange(1, features + 1)
+    output_degrees = np.repeat(input_degrees, params)
+    expected = [
+        degrees[None, :] >= input_degrees[:, None],
+        degrees[None, :] >= degrees[:, None],
+        degrees[None, :] >= degrees[:, None],
+        output_degrees[None, :] > degrees[:, None],  # strict
+    ]
+    for kernel, mask in zip(all_kernels(made), expected):
+        np.testing.assert_array_equal(kernel.mask.numpy(), mask.astype(np.float64), err_msg=kernel.name)
+        np.testing.assert_array_equal(kernel.numpy()[~mask], 0.0, err_msg=f"{kernel.name}: masked weights not zero")
+        assert np.all(kernel.numpy()[mask] != 0), f"{kernel.name}: an unmasked weight is zero at init"
+    # Strict output mask: the first feature's columns are empty; the last hidden degree layer reaches feature D.
+    assert not made.out_kernel.mask.numpy()[:, :params].any()
+
+
+# ----- sizes and training mechanics ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "features, context, hidden, num_blocks, params",
+    [(5, 1, 64, 2, 23), (6, 0, 10, 1, 4), (3, 4, 2, 0, 1), (1, 2, 7, 3, 5)],
+)
+def test_made_num_params_counts_the_trainable_variables(features, context, hidden, num_blocks, params):
+    made = MADE(features, context, hidden, params, num_blocks=num_blocks, seed=0)
+    built = sum(int(np.prod(v.shape)) for v in made.trainable_variables)
+    assert built == made_num_params(features, context, hidden, num_blocks, params)
+    assert len(made.trainable_variables) == 2 * (num_blocks + 2) + (2 if context else 0)
+    assert all(v.dtype == tf.float64 for v in made.trainable_variables)
+
+
+def test_masked_weights_stay_zero_under_tf_keras_adam():
+    made = MADE(features=5, context=2, hidden=12, params_per_feature=3, num_blocks=1, seed=2)
+    x, c = inputs(32, 5, 2)
+    target = np.random.default_rng(4).normal(size=(32, 5, 3))
+    masks = {kernel.name: kernel.mask.numpy().astype(bool) for kernel in all_kernels(made)}
+    before = {v.name: v.numpy().copy() for v in made.trainable_variables}
+    optimizer = tf_keras.optimizers.Adam(learning_rate=1e-2)
+    masked_gradient_seen = False
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((made(x, c) - target) ** 2)
+        gradients = tape.gradient(loss, made.trainable_variables)
+        for variable, gradient in zip(made.trainable_variables, gradients):
+            if variable.name in masks:
+                masked_gradient_seen |= bool(np.any(gradient.numpy()[~masks[variable.name]] != 0))
+        optimizer.apply_gradients(zip(gradients, made.trainable_variables))
+    # The test is only meaningful if the raw gradient would have moved masked weights off zero.
+    assert masked_gradient_seen
+    for kernel in all_kernels(made):
+        mask = masks[kernel.name]
+        np.testing.assert_array_equal(kernel.numpy()[~mask], 0.0, err_msg=f"{kernel.name}: masked weights moved")
+        assert np.any(kernel.numpy()[mask] != before[kernel.name][mask]), f"{kernel.name}: Adam did not step"
+
+
+# ----- solve, context, dropout ---------------------------------------------------------------------------------
+
+
+def test_solve_satisfies_the_autoregressive_equations():
+    """y_i = f(x_i, params_i(y_{<i})) for an affine f; checked against one full MADE pass on the solution."""
+    made = MADE(features=7, context=2, hidden=16, params_per_feature=2, num_blocks=2, seed=5)
+    x, c = inputs(16, 7, 2)
+
+    def affine(values, params):
+        return values * tf.exp(0.5 * params[..., 0]) + params[..., 1]
+
+    y = made.solve(x, c, affine)
+    assert_relative_close(affine(tf.constant(x), made(y, c)), y, 1e-12, "solve vs one pass")
+
+
+def naive_sequential(made, spline, z, c):
+    """The MAF-RQS sampling direction with D full MADE passes (the textbook loop)."""
+    y = np.zeros_like(z)
+    for i in range(z.shape[1]):
+        params = made(y, c)
+        y[:, i] = rqs_inverse(tf.constant(z[:, i]), params[:, i], spline)[0].numpy()
+    return y
+
+
+def test_solve_inverts_the_one_pass_map_of_a_block():
+    spline = SplineSettings(tail_bound=4.0)
+    made = MADE(features=6, context=3, hidden=18, params_per_feature=spline.num_params, num_blocks=1, seed=6)
+    block = MaskedAutoregressiveRQS(made, spline)
+    z, c = inputs(20, 6, 3)
+    z = 2.0 * z
+    y = block.sequential(z, c)
+    assert_relative_close(block.one_pass(y, c)[0], z, 1e-10, "one_pass(solve(z)) vs z")
+    assert_relative_close(y, naive_sequential(made, spline, z, c), 1e-10, "incremental solve vs D full passes")
+
+
+def test_context_changes_the_outputs():
+    made = MADE(features=5, context=3, hidden=16, params_per_feature=2, num_blocks=1, seed=7)
+    x, c = inputs(10, 5, 3)
+    base = made(x, c).numpy()
+    shifted = made(x, c + 1.0).numpy()
+    assert np.all(np.any(base[:, 1:] != shifted[:, 1:], axis=(1, 2))), "context had no effect on some example"
+    # nflows-faithful: the strict output mask leaves feature 1's parameters a bias only, context included.
+    np.testing.assert_array_equal(base[:, 0], shifted[:, 0])
+    np.testing.assert_array_equal(base[:, 0], np.broadcast_to(made.out_bias.numpy()[:2], base[:, 0].shape))
+
+
+def test_context_path_is_relu_then_added():
+    """h_0 = relu(W_in x + b_in + relu(W_c c + b_c)): a context that drives W_c c + b_c negative is ignored."""
+    made = MADE(features=4, context=1, hidden=8, params_per_feature=2, num_blocks=1, seed=8)
+    made.ctx_kernel.assign(np.ones((1, 8)))
+    made.ctx_bias.assign(np.zeros(8))
+    x = np.random.default_rng(9).normal(size=(6, 4))
+    np.testing.assert_array_equal(made(x, np.full((6, 1), -1.0)).numpy(), made(x, np.full((6, 1), -5.0)).numpy())
+    assert np.any(made(x, np.full((6, 1), 1.0)).numpy() != made(x, np.full((6, 1), -1.0)).numpy())
+
+
+def test_dropout_only_with_training_true():
+    made = MADE(features=6, context=2, hidden=32, params_per_feature=2, num_blocks=2, dropout=0.5, seed=10)
+    x, c = inputs(8, 6, 2)
+    evaluation = made(x, c).numpy()
+    np.testing.assert_array_equal(made(x, c, training=False).numpy(), evaluation)
+    np.testing.assert_array_equal(made(x, c).numpy(), evaluation)
+    first, second = made(x, c, training=True).numpy(), made(x, c, training=True).numpy()
+    assert np.any(first != evaluation) and np.any(first != second)
+    # No dropout configured: training changes nothing.
+    plain = MADE(features=6, context=2, hidden=32, params_per_feature=2, num_blocks=2, dropout=0.0, seed=10)
+    np.testing.assert_array_equal(plain(x, c, training=True).numpy(), plain(x, c).numpy())
+    # Same seed, same weights: only dropout distinguishes the two.
+    np.testing.assert_array_equal(plain(x, c).numpy(), evaluation)
+
+
+def test_same_seed_same_weights_and_pytorch_init_range():
+    a = MADE(features=4, context=2, hidden=9, params_per_feature=3, seed=11)
+    b = MADE(features=4, context=2, hidden=9, params_per_feature=3, seed=11)
+    for va, vb in zip(a.trainable_variables, b.trainable_variables):
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    # torch.nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+    assert np.max(np.abs(a.in_kernel.numpy())) <= 1 / np.sqrt(4)
+    assert np.max(np.abs(a.out_kernel.numpy())) <= 1 / np.sqrt(9)
+    assert np.max(np.abs(a.ctx_kernel.numpy())) <= 1 / np.sqrt(2)
+
+
+def test_output_shape_and_validation():
+    made = MADE(features=4, context=0, hidden=5, params_per_feature=23, seed=0)
+    assert made(np.zeros((3, 4))).shape == (3, 4, 23)
+    assert made(np.zeros((2, 3, 4))).shape == (2, 3, 4, 23)
+    with pytest.raises(ValueError, match=r"`features`, `hidden` and `params_per_feature` must be >= 1; got 0, 5, 2\."):
+        MADE(features=0, context=0, hidden=5, params_per_feature=2)
