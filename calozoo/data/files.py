@@ -1,0 +1,179 @@
+"""Shower files in the CaloChallenge format: validated reading, atomic and streamed writing.
+
+A file holds `incident_energies` (N, 1) MeV and `showers` (N, n_voxels) MeV, gzip-compressed and chunked.
+Writers fill a temporary file next to the target and rename it at the end, so a crash or a bad input
+never leaves a half-written file under the target name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from calozoo.errors import ShowerFileError
+
+__all__ = [
+    "ShowerWriter",
+    "read_showers",
+    "read_incident_energies",
+    "write_showers",
+    "validate_incident_energies",
+    "validate_showers",
+    "train_validation_split",
+]
+
+ENERGY_KEY, SHOWER_KEY = "incident_energies", "showers"
+
+
+def validate_incident_energies(energies, where: str = "incident energies") -> np.ndarray:
+    """Incident energies as (N, 1) float64; NaN, infinite or non-positive values raise ShowerFileError."""
+    energies = np.asarray(energies, dtype=np.float64)
+    if energies.ndim == 1:
+        energies = energies[:, None]
+    if energies.ndim != 2 or energies.shape[1] != 1:
+        raise ShowerFileError(f"{where}: expected shape (N, 1); got {energies.shape}.")
+    bad = ~np.isfinite(energies[:, 0]) | (energies[:, 0] <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ShowerFileError(f"{where}: {int(bad.sum())} value(s) are NaN, infinite or <= 0 "
+                              f"(first at row {first}: {energies[first, 0]}); incident energies must be positive MeV.")
+    return energies
+
+
+def validate_showers(showers, n_voxels: int | None = None, where: str = "showers") -> np.ndarray:
+    """Showers as (N, V) float32; a wrong voxel count, NaN, infinite or negative voxels raise ShowerFileError."""
+    showers = np.asarray(showers)
+    if showers.ndim != 2:
+        raise ShowerFileError(f"{where}: expected shape (N, n_voxels); got {showers.shape}.")
+    if n_voxels is not None and showers.shape[1] != n_voxels:
+        raise ShowerFileError(f"{where}: {showers.shape[1]} voxels per shower; this model/dataset needs {n_voxels}.")
+    if not np.isfinite(showers).all():
+        raise ShowerFileError(f"{where}: {int((~np.isfinite(showers)).sum())} voxel value(s) are NaN or infinite.")
+    if (showers < 0).any():
+        raise ShowerFileError(f"{where}: {int((showers < 0).sum())} voxel value(s) are negative; energies must be >= 0 MeV.")
+    return showers.astype(np.float32, copy=False)
+
+
+def _open(path) -> h5py.File:
+    path = Path(path)
+    if not path.is_file():
+        raise ShowerFileError(f"{path}: no such file.")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise ShowerFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {error}") from None
+
+
+def _dataset(handle: h5py.File, key: str, path) -> h5py.Dataset:
+    if key not in handle:
+        raise ShowerFileError(f"{path}: missing dataset '{key}' (found {sorted(handle.keys())}); "
+                              f"a CaloChallenge file has '{ENERGY_KEY}' and '{SHOWER_KEY}'.")
+    return handle[key]
+
+
+def read_incident_energies(path) -> np.ndarray:
+    """The validated `incident_energies` (N, 1) MeV of a shower file."""
+    with _open(path) as handle:
+        try:
+            energies = _dataset(handle, ENERGY_KEY, path)[()]
+        except OSError as error:
+            raise ShowerFileError(f"{path}: cannot read '{ENERGY_KEY}' (truncated or corrupt?): {error}") from None
+    return validate_incident_energies(energies, f"{path}: {ENERGY_KEY}")
+
+
+def read_showers(path, n_voxels: int | None = None, start: int = 0, stop: int | None = None,
+                 validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(incident energies (N, 1) float64, showers (N, V) float32), rows [start, stop), both in MeV.
+
+    Args:
+        n_voxels: if given, the voxel count the file must have.
+        validate: check for NaN / negative / non-positive values (one clear ShowerFileError each).
+    """
+    with _open(path) as handle:
+        energies_ds, showers_ds = _dataset(handle, ENERGY_KEY, path), _dataset(handle, SHOWER_KEY, path)
+        if energies_ds.shape[0] != showers_ds.shape[0]:
+            raise ShowerFileError(f"{path}: {energies_ds.shape[0]} incident energies but {showers_ds.shape[0]} showers.")
+        if n_voxels is not None and (len(showers_ds.shape) != 2 or showers_ds.shape[1] != n_voxels):
+            raise ShowerFileError(f"{path}: showers have shape {showers_ds.shape}; expected (N, {n_voxels}).")
+        try:
+            energies = energies_ds[start:stop]
+            showers = showers_ds[start:stop]
+        except OSError as error:
+            raise ShowerFileError(f"{path}: cannot read the data (truncated or corrupt?): {error}") from None
+    energies = np.asarray(energies, np.float64).reshape(-1, 1)
+    if validate:
+        energies = validate_incident_energies(energies, f"{path}: {ENERGY_KEY}")
+        showers = validate_showers(showers, n_voxels, f"{path}: {SHOWER_KEY}")
+    return energies, np.asarray(showers, np.float32)
+
+
+class ShowerWriter:
+    """Streams showers into a CaloChallenge file: chunks are appended to a temporary file that is renamed
+    onto `path` only when the `with` block ends without error (otherwise it is deleted).
+
+    Example:
+        >>> with ShowerWriter("out.h5", n_voxels=368) as writer:      # doctest: +SKIP
+        ...     writer.append(energies, showers)
+    """
+
+    def __init__(self, path, n_voxels: int, attrs: dict | None = None, chunk_rows: int = 1000):
+        self.path, self.n_voxels, self.attrs, self.chunk_rows = Path(path), int(n_voxels), attrs or {}, chunk_rows
+        self.rows = 0
+        self._handle = None
+        self._tmp = None
+
+    def __enter__(self) -> "ShowerWriter":
+        directory = self.path.resolve().parent
+        if not directory.is_dir():
+            raise ShowerFileError(f"{self.path}: the directory {directory} does not exist.")
+        fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self._handle = h5py.File(self._tmp, "w")
+        chunk = min(self.chunk_rows, max(1, 4_000_000 // max(1, self.n_voxels)))
+        self._energies = self._handle.create_dataset(ENERGY_KEY, (0, 1), maxshape=(None, 1), dtype="f8",
+                                                     chunks=(max(chunk, 1024), 1), compression="gzip")
+        self._showers = self._handle.create_dataset(SHOWER_KEY, (0, self.n_voxels), maxshape=(None, self.n_voxels),
+                                                    dtype="f4", chunks=(chunk, self.n_voxels), compression="gzip")
+        for key, value in self.attrs.items():
+            self._handle.attrs[key] = value
+        return self
+
+    def append(self, energies, showers) -> None:
+        """Adds rows; energies (n,) or (n, 1) MeV and showers (n, n_voxels) MeV."""
+        energies = validate_incident_energies(energies)
+        showers = validate_showers(showers, self.n_voxels)
+        if len(energies) != len(showers):
+            raise ShowerFileError(f"append: {len(energies)} incident energies but {len(showers)} showers.")
+        n = self.rows + len(energies)
+        self._energies.resize(n, axis=0)
+        self._showers.resize(n, axis=0)
+        self._energies[self.rows : n] = energies
+        self._showers[self.rows : n] = showers
+        self.rows = n
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._handle.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            os.unlink(self._tmp)
+
+
+def write_showers(path, energies, showers, attrs: dict | None = None) -> None:
+    """Writes a whole CaloChallenge file atomically (temporary name, then rename)."""
+    showers = np.asarray(showers)
+    with ShowerWriter(path, showers.shape[1], attrs) as writer:
+        writer.append(energies, showers)
+
+
+def train_validation_split(n: int, validation_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint sorted (train, validation) row indices of a seeded random split."""
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"`validation_fraction` must be in (0, 1); got {validation_fraction}.")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(validation_fraction * n))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
