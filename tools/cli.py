@@ -1,5 +1,9 @@
 """The `calozoo` command: a click group; each subcommand lives in its own module of tools/."""
+import os
+
 import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported by a subcommand
 
 
 @click.group()
@@ -7,9 +11,12 @@ import click
 def main():
     """calozoo: normalizing-flow calorimeter shower generators."""
 
-from calozoo_tools.models import info_command as _info, list_command as _list  # noqa: E402
-from calozoo_tools.generate import generate_command as _generate  # noqa: E402
 
-main.add_command(_list)
-main.add_command(_info)
-main.add_command(_generate)
+from calozoo_tools.generate import generate_command  # noqa: E402
+from calozoo_tools.models import info_command, list_command  # noqa: E402
+from calozoo_tools.synthesize import synthesize_command  # noqa: E402
+from calozoo_tools.timing import time_command  # noqa: E402
+from calozoo_tools.train import train_command  # noqa: E402
+
+for _command in (list_command, info_command, generate_command, train_command, synthesize_command, time_command):
+    main.add_command(_command)

@@ -132,6 +132,9 @@ class ShowerWriter:
             raise ShowerFileError(f"{self.path}: the directory {directory} does not exist.")
         fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
         os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; a finished file gets the usual permissions
         self._handle = h5py.File(self._tmp, "w")
         chunk = min(self.chunk_rows, max(1, 4_000_000 // max(1, self.n_voxels)))
         self._energies = self._handle.create_dataset(ENERGY_KEY, (0, 1), maxshape=(None, 1), dtype="f8",

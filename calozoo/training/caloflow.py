@@ -45,7 +45,7 @@ def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, 
     return train_loop(flow, loss_fn, [x, c], epochs=int(spec["epochs"]), batch_size=batch,
                       learning_rate=make_schedule(spec["schedule"], steps), checkpoint_dir=checkpoint_dir,
                       evaluate=lambda _: float(validation_nll()), metric_name="validation_nll", resume=resume,
-                      seed=seed, progress=progress, description=name)
+                      seed=seed, progress=progress, description=name, jit_compile=True)
 
 
 def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
@@ -76,7 +76,7 @@ def _distill(student: CaloFlow, teacher: CaloFlow, x, c, spec, checkpoint_dir, r
     return train_loop(holder, loss_fn, [x, c, energies], variables=student.shower_flow.trainable_variables,
                       epochs=int(spec["epochs"]), batch_size=batch, learning_rate=make_schedule(spec["schedule"], steps),
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
-                      resume=resume, seed=seed, progress=progress, description="student")
+                      resume=resume, seed=seed, progress=progress, description="student", jit_compile=True)
 
 
 def adopt_teacher_parts(student: CaloFlow, teacher: CaloFlow) -> None:

@@ -1,0 +1,60 @@
+"""Generation timing by the CaloChallenge protocol: ms per shower at fixed batch sizes, after warm-up,
+mean ± std over repetitions, excluding model loading and file I/O."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from calozoo.data.incident_energies import sample_incident_energies
+from calozoo.models.base import seed_pair
+
+__all__ = ["time_generation", "timing_environment"]
+
+
+def timing_environment(model) -> dict:
+    """What the numbers depend on: threads, device, compute dtype."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "device": gpus[0].name if gpus else "CPU",
+        "cpu_count": os.cpu_count(),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count(),
+        "dtype": getattr(model, "dtype", tf.float32).name if hasattr(getattr(model, "dtype", None), "name") else "float32",
+        "tensorflow": tf.__version__,
+    }
+
+
+def time_generation(model, batch_sizes=(1, 100, 10_000), repeats: int = 10, warmup: int = 2, seed: int = 0,
+                    jit_compile: bool = True, progress: bool = True) -> dict:
+    """ms per shower of `model.sampler()` for each batch size.
+
+    Each batch size is compiled and run `warmup` times untimed, then `repeats` timed calls; the result is
+    copied to host memory inside the timed region (so a GPU is synchronised).
+
+    Returns:
+        {"environment": {...}, "results": [{"batch_size", "mean_ms_per_shower", "std_ms_per_shower",
+        "repeats", "warmup"}, ...]}
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"`repeats` must be >= 1 and `warmup` >= 0; got {repeats} and {warmup}.")
+    sample = model.sampler(jit_compile=jit_compile)
+    results = []
+    for batch in batch_sizes:
+        if batch < 1:
+            raise ValueError(f"Batch sizes must be >= 1; got {batch}.")
+        energies = tf.constant(sample_incident_energies(model.dataset, int(batch), seed), tf.float32)
+        for index in range(warmup):
+            sample(energies, seed_pair(seed, index)).numpy()
+        per_shower = []
+        for index in tqdm(range(repeats), desc=f"batch {batch}", disable=not progress, leave=False):
+            started = time.perf_counter()
+            sample(energies, seed_pair(seed, warmup + index)).numpy()
+            per_shower.append((time.perf_counter() - started) * 1e3 / batch)
+        results.append({"batch_size": int(batch), "mean_ms_per_shower": float(np.mean(per_shower)),
+                        "std_ms_per_shower": float(np.std(per_shower)), "repeats": repeats, "warmup": warmup})
+    return {"environment": timing_environment(model), "results": results}

@@ -1,0 +1,105 @@
+"""From a registered name and a shower file to a versioned artifact: split, train, measure, write the card.
+
+The held-out rows (a seeded split of the file) are never seen by training; the model card's metrics come from
+them. The split's seed and fraction are stored in the metadata, so the metrics can be recomputed later.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from calozoo.artifacts import artifact_versions, write_artifact
+from calozoo.data.files import read_showers, train_validation_split
+from calozoo.data.geometry import load_geometry
+from calozoo.errors import CalozooError
+from calozoo.registry import REGISTRY, artifact_roots, get_entry, load
+from calozoo.training.model_card import render_model_card
+
+__all__ = ["default_output_root", "heldout_rows", "train_to_artifact", "model_card_metrics"]
+
+
+def default_output_root() -> Path:
+    """Where `calozoo train` writes artifacts: $CALOZOO_ARTIFACTS, else the repository's artifacts/."""
+    env = os.environ.get("CALOZOO_ARTIFACTS")
+    return Path(env) if env else artifact_roots()[-2]
+
+
+def _file_is_synthetic(path) -> bool:
+    with h5py.File(path, "r") as handle:
+        return bool(handle.attrs.get("synthetic", False))
+
+
+def heldout_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-out rows) of a file with n showers; the same arguments give the same split."""
+    return train_validation_split(n, fraction, seed)
+
+
+def _config_changes(paper: dict, config: dict) -> dict:
+    return {k: v for k, v in config.items() if paper.get(k) != v}
+
+
+def _teacher_for(entry, teacher, dtype):
+    """The trained teacher a student is distilled from: a name (its shipped artifact) or a model."""
+    teacher = teacher or entry.extra.get("teacher")
+    if teacher is None:
+        raise CalozooError(f"'{entry.name}' is a student but names no teacher; pass --teacher NAME.")
+    return load(teacher, dtype=dtype) if isinstance(teacher, str) else teacher
+
+
+def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: int) -> dict:
+    """Metrics of `model` on the held-out rows of `data_path` (see calozoo.evaluation.heldout)."""
+    from calozoo.evaluation.heldout import heldout_metrics
+
+    energies, showers = read_showers(data_path, n_voxels=model.n_voxels)
+    _, rows = heldout_rows(len(energies), heldout_fraction, split_seed)
+    return heldout_metrics(model, showers[rows], energies[rows])
+
+
+def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
+                      workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
+                      seed: int = 0, progress: bool = True, with_metrics: bool = True) -> Path:
+    """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
+
+    Args:
+        overrides: config entries that differ from the paper configuration (a compact model: `{"hidden": 32}`).
+        epochs: overrides every trained part's epoch count.
+        workdir: checkpoints (one per epoch; `resume=True` continues from them).
+        teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
+    """
+    entry = get_entry(name)
+    family = REGISTRY.families[entry.family]
+    config = {**entry.config, **(overrides or {})}
+    model = family.build(config)
+    energies, showers = read_showers(data_path, n_voxels=load_geometry(model.dataset).n_voxels)
+    train_rows, held_rows = heldout_rows(len(energies), heldout_fraction, seed)
+    workdir = Path(workdir or Path("runs") / name)
+    kwargs = {}
+    if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
+        kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
+    started = time.perf_counter()
+    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=entry.training,
+                           epochs=epochs, resume=resume, seed=seed, progress=progress, **kwargs)
+    wall = time.perf_counter() - started
+    synthetic = _file_is_synthetic(data_path)
+    metadata = {
+        "num_params": model.num_params,
+        "config_changes": _config_changes(entry.config, config),
+        "training_data": {"file": str(data_path), "n_showers": int(len(energies)), "n_train": int(len(train_rows)),
+                          "n_heldout": int(len(held_rows)), "heldout_fraction": heldout_fraction, "split_seed": seed,
+                          "synthetic": synthetic,
+                          "description": "synthetic showers (calozoo.data.synthetic)" if synthetic else "GEANT4 showers"},
+        "training": {part: result.to_dict() for part, result in results.items()},
+        "training_wall_time_s": wall,
+        "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
+    }
+    command = (f"calozoo train {name} --data {data_path} --epochs {epochs} --seed {seed}"
+               + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items()))
+    root = Path(output_root or default_output_root())
+    metadata["version"] = max(artifact_versions(root / name), default=0) + 1
+    card = render_model_card(name, entry.description, metadata, command)
+    return write_artifact(model, root, name, entry.family, config, metadata, card, version=metadata["version"])

@@ -1,0 +1,43 @@
+"""`calozoo train`: trains a registered model on a shower file and writes a versioned artifact with its card."""
+
+import click
+import yaml
+
+from calozoo_tools._errors import reports_errors
+
+
+def _overrides(settings):
+    """`--set key=value` pairs, values parsed as YAML scalars (numbers, booleans, strings)."""
+    result = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE; got '{item}'.", param_hint="--set")
+        result[key.strip()] = yaml.safe_load(value)
+    return result
+
+
+@click.command("train")
+@click.argument("name")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training showers (CaloChallenge HDF5).")
+@click.option("--epochs", type=int, default=None, help="Epochs of every trained part (default: the recipe's).")
+@click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint in --workdir.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Checkpoints (default runs/NAME).")
+@click.option("--output", "output_root", type=click.Path(file_okay=False), default=None,
+              help="Artifact root (default $CALOZOO_ARTIFACTS or the repository's artifacts/).")
+@click.option("--teacher", default=None, help="For a student: the trained teacher's name (default: the config's).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Change a config entry (compact models).")
+@click.option("--heldout-fraction", default=0.2, show_default=True, help="Rows kept out of training for the card's metrics.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the split, the initialisation order and the batches.")
+@click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
+@reports_errors
+def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, heldout_fraction, seed, no_metrics):
+    """Train model NAME on the showers in DATA; checkpoints every epoch, and writes artifacts/NAME/vN."""
+    from calozoo.training.recipe import train_to_artifact
+
+    if epochs is not None and epochs < 1:
+        raise click.BadParameter(f"must be >= 1; got {epochs}.", param_hint="--epochs")
+    directory = train_to_artifact(name, data, overrides=_overrides(settings), epochs=epochs, workdir=workdir,
+                                  output_root=output_root, teacher=teacher, resume=resume,
+                                  heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics)
+    click.echo(f"wrote {directory}")
