@@ -172,6 +172,8 @@ def fetch(name_or_entry, dest_dir, progress: bool = True, base_url: str | None =
     if retries < 0:
         raise ValueError(f"`retries` must be >= 0; got {retries}.")
     dest_dir = Path(dest_dir)
+    if dest_dir.exists() and not dest_dir.is_dir():
+        raise ValueError(f"`dest_dir` {str(dest_dir)!r} is a file; give a folder (it is created if missing).")
     final = dest_dir / entry.filename
     if final.exists():
         if _verify_md5(entry, final):

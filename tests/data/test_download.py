@@ -150,6 +150,13 @@ def test_unreachable_server_is_one_clear_error(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_destination_that_is_a_file_is_refused(server, tmp_path):
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(ValueError, match="`dest_dir` '.*plain' is a file; give a folder"):
+        fetch(ENTRY, tmp_path / "plain", progress=False, base_url=server.url)
+    assert server.range_headers == []
+
+
 def test_file_md5_matches_hashlib(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(PAYLOAD)
