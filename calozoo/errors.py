@@ -6,6 +6,8 @@ __all__ = [
     "UnknownModelError",
     "MissingWeightsError",
     "ChecksumError",
+    "UnknownDatasetError",
+    "DownloadError",
 ]
 
 
@@ -33,3 +35,14 @@ class MissingWeightsError(CalozooError, FileNotFoundError):
 
 class ChecksumError(CalozooError, ValueError):
     """A downloaded file does not have the published checksum."""
+
+
+class UnknownDatasetError(CalozooError, KeyError):
+    """A dataset name is not in the CaloChallenge catalog."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DownloadError(CalozooError, OSError):
+    """A download could not be started or was cut off; a cut-off download resumes when fetched again."""

@@ -12,11 +12,13 @@ def main():
     """calozoo: normalizing-flow calorimeter shower generators."""
 
 
+from calozoo_tools.data import data_group  # noqa: E402
 from calozoo_tools.generate import generate_command  # noqa: E402
 from calozoo_tools.models import info_command, list_command  # noqa: E402
 from calozoo_tools.synthesize import synthesize_command  # noqa: E402
 from calozoo_tools.timing import time_command  # noqa: E402
 from calozoo_tools.train import train_command  # noqa: E402
 
-for _command in (list_command, info_command, generate_command, train_command, synthesize_command, time_command):
+for _command in (list_command, info_command, data_group, synthesize_command, train_command, generate_command,
+                 time_command):
     main.add_command(_command)

@@ -1,0 +1,1 @@
+"""Tests of calozoo.data and the `calozoo data` command."""
