@@ -158,6 +158,7 @@ class MADE(tf.Module):
             return i + 1, pre, outputs.write(i, y_i)
 
         _, _, outputs = tf.while_loop(
-            lambda i, *_: i < self.features, step, (tf.constant(0), pre, outputs), parallel_iterations=1
+            lambda i, *_: i < self.features, step, (tf.constant(0), pre, outputs), parallel_iterations=1,
+            maximum_iterations=self.features,  # a static trip count lets XLA compile the loop under a GradientTape
         )
         return tf.transpose(outputs.stack())

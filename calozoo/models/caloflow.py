@@ -142,6 +142,18 @@ class CaloFlow(ShowerGenerator):
                 name="shower_flow",
             )
 
+    @staticmethod
+    def expected_param_counts(config: CaloFlowConfig) -> dict:
+        """Trainable parameters of Flow-I and Flow-II from the layer shapes, without building anything."""
+        geometry = load_geometry(config.dataset)
+        energy = AutoregressiveRQSFlow.expected_num_params(
+            geometry.n_layers, 1, config.energy_hidden, config.energy_blocks, config.num_bins,
+            config.energy_made_hidden_blocks)
+        shower = AutoregressiveRQSFlow.expected_num_params(
+            geometry.n_voxels, 1 + geometry.n_layers, config.hidden, config.num_blocks, config.num_bins,
+            config.made_hidden_blocks)
+        return {"energy_flow": energy, "shower_flow": shower, "total": energy + shower}
+
     @property
     def has_density(self) -> bool:
         return self.config.role == "teacher"

@@ -1,0 +1,147 @@
+"""The `calozoo` command end to end on tiny models: synthesize, train (and resume), generate, time, bad input."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from calozoo.data.files import write_showers
+from calozoo_tools.cli import main
+
+TINY = ["--set", "hidden=8", "--set", "num_blocks=2", "--set", "energy_hidden=8", "--set", "energy_blocks=2"]
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def assert_one_line_error(result, pattern):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.output
+    assert pattern in lines[0], result.output
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A synthetic DS1 photon file and a tiny trained teacher + student under one artifact root."""
+    root = tmp_path_factory.mktemp("cli")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CALOZOO_ARTIFACTS", str(root / "artifacts"))
+    data = root / "photons.h5"
+    run("synthesize", "1-photons", "-n", 240, "--seed", 3, "-o", data)
+    for role in ("teacher", "student"):
+        run("train", f"caloflow-ds1-photon-{role}", "--data", data, "--epochs", 1, *TINY, "--workdir",
+            root / f"run-{role}", "--no-metrics")
+    yield root, data
+    mp.undo()
+
+
+def test_synthesize_labels_the_file_synthetic(workspace):
+    _, data = workspace
+    with h5py.File(data) as handle:
+        assert handle.attrs["synthetic"] and "SYNTHETIC" in handle.attrs["description"]
+        assert handle["showers"].shape == (240, 368) and handle["incident_energies"].shape == (240, 1)
+
+
+def test_train_writes_an_artifact_with_a_model_card(workspace):
+    root, data = workspace
+    directory = root / "artifacts" / "caloflow-ds1-photon-student" / "v1"
+    metadata = json.loads((directory / "metadata.json").read_text())
+    assert metadata["training_data"]["synthetic"] is True
+    assert metadata["training_data"]["n_train"] + metadata["training_data"]["n_heldout"] == 240
+    assert metadata["config_changes"]["hidden"] == 8 and metadata["num_params"] > 0
+    card = (directory / "MODEL_CARD.md").read_text()
+    assert "SYNTHETIC" in card and "calozoo train caloflow-ds1-photon-student" in card
+    assert "list" in run("list", "caloflow-ds1-photon-*").output or "v1" in run("list", "caloflow-ds1-photon-*").output
+
+
+def test_resume_continues_from_the_last_epoch(workspace):
+    root, data = workspace
+    run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 2, *TINY, "--workdir", root / "run-teacher",
+        "--no-metrics", "--resume")
+    metadata = json.loads((root / "artifacts" / "caloflow-ds1-photon-teacher" / "v2" / "metadata.json").read_text())
+    assert [h["epoch"] for h in metadata["training"]["teacher"]["history"]] == [1, 2]
+
+
+def test_generate_streams_showers_and_is_reproducible(workspace, tmp_path):
+    root, data = workspace
+    first, second = tmp_path / "a.h5", tmp_path / "b.h5"
+    run("generate", "caloflow-ds1-photon-student", "-n", 50, "--batch-size", 20, "--seed", 4, "-o", first)
+    run("generate", "caloflow-ds1-photon-student", "-n", 50, "--batch-size", 20, "--seed", 4, "-o", second)
+    with h5py.File(first) as a, h5py.File(second) as b:
+        assert a["showers"].shape == (50, 368)
+        np.testing.assert_array_equal(a["showers"][()], b["showers"][()])
+    run("generate", "caloflow-ds1-photon-student", "--energies-from", data, "-o", tmp_path / "c.h5")
+    with h5py.File(tmp_path / "c.h5") as c, h5py.File(data) as d:
+        np.testing.assert_array_equal(c["incident_energies"][()], d["incident_energies"][()])
+
+
+def test_time_reports_ms_per_shower(workspace):
+    result = run("time", "caloflow-ds1-photon-student", "--batch-sizes", "1,4", "--repeats", 2, "--warmup", 1, "--json")
+    report = json.loads(result.output)
+    assert [r["batch_size"] for r in report["results"]] == [1, 4]
+    assert all(r["mean_ms_per_shower"] > 0 for r in report["results"])
+    assert report["environment"]["device"] == "CPU"
+
+
+def _bad_file(path, kind):
+    energies, showers = np.full((20, 1), 1024.0), np.ones((20, 368), np.float32)
+    if kind == "nan-energy":
+        energies[3] = np.nan
+    elif kind == "zero-energy":
+        energies[3] = 0.0
+    elif kind == "negative-voxel":
+        showers[2, 5] = -1.0
+    elif kind == "nan-voxel":
+        showers[2, 5] = np.nan
+    elif kind == "wrong-voxels":
+        showers = np.ones((20, 533), np.float32)
+    if kind == "missing-key":
+        with h5py.File(path, "w") as handle:
+            handle["showers"] = showers
+        return path
+    with h5py.File(path, "w") as handle:  # raw h5py: write_showers would refuse the bad values itself
+        handle["incident_energies"], handle["showers"] = energies, showers
+    if kind == "truncated":
+        write_showers(path, energies, showers)
+        path.write_bytes(path.read_bytes()[:1500])
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("nan-energy", "NaN, infinite or <= 0"), ("zero-energy", "NaN, infinite or <= 0"),
+    ("negative-voxel", "negative"), ("nan-voxel", "NaN or infinite"), ("wrong-voxels", "expected (N, 368)"),
+    ("missing-key", "missing dataset 'incident_energies'"), ("truncated", "truncated or corrupt"),
+])
+def test_bad_training_data_gives_one_line_and_no_artifact(workspace, tmp_path, kind, message):
+    root, _ = workspace
+    bad = _bad_file(tmp_path / "bad.h5", kind)
+    result = run("train", "caloflow-ds1-photon-teacher", "--data", bad, "--epochs", 1, *TINY, "--workdir",
+                 tmp_path / "run", "--output", tmp_path / "out", ok=False)
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["nan-energy", "zero-energy", "missing-key", "truncated"])
+def test_bad_energies_file_gives_one_line_and_no_output(workspace, tmp_path, kind):
+    bad = _bad_file(tmp_path / "bad.h5", kind)
+    output = tmp_path / "out.h5"
+    result = run("generate", "caloflow-ds1-photon-student", "--energies-from", bad, "-o", output, ok=False)
+    assert result.exit_code != 0 and "Error" in result.output
+    assert not output.exists() and not list(tmp_path.glob(".out.h5*"))
+
+
+def test_unknown_model_and_bad_arguments(workspace, tmp_path):
+    assert_one_line_error(run("generate", "caloflow-ds1-photon-studnet", "-n", 3, "-o", tmp_path / "x.h5", ok=False),
+                          "Did you mean 'caloflow-ds1-photon-student'")
+    assert_one_line_error(run("generate", "caloflow-ds1-photon-student", "-n", 0, "-o", tmp_path / "x.h5", ok=False),
+                          "must be >= 1")
+    assert_one_line_error(run("time", "caloflow-ds1-photon-student", "--batch-sizes", "1,x", ok=False),
+                          "comma-separated")
+    assert not (tmp_path / "x.h5").exists()

@@ -1,0 +1,74 @@
+"""The shared training loop: loss decreases, a checkpoint per epoch, a killed run resumes losing at most one epoch."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from calozoo.training.schedules import CyclicTriangular2, OneCycle
+from calozoo.training.trainer import train_loop
+
+
+class Line(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(0.0, dtype=tf.float64)
+
+
+def _data():
+    x = np.linspace(-1.0, 1.0, 64)
+    return [x, 3.0 * x]
+
+
+def _loss(module):
+    def loss_fn(x, y):
+        mse = tf.reduce_mean((module.w * x - y) ** 2)
+        return mse, mse
+
+    return loss_fn
+
+
+def _train(module, directory, epochs, resume=False, kill_in_epoch=None):
+    """`kill_in_epoch`: the process dies during that epoch, before its checkpoint is written."""
+    epoch = {"n": 0}
+
+    def evaluate(monitor):
+        epoch["n"] += 1
+        if epoch["n"] == kill_in_epoch:
+            raise KeyboardInterrupt("killed")
+        return monitor
+
+    return train_loop(module, _loss(module), _data(), epochs=epochs, batch_size=16, learning_rate=0.05,
+                      checkpoint_dir=directory, evaluate=evaluate, metric_name="mse", resume=resume, progress=False)
+
+
+def test_the_loss_decreases_and_the_best_epoch_is_kept(tmp_path):
+    module = Line()
+    result = _train(module, tmp_path, epochs=4)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0] and result.steps == 16
+    assert (tmp_path / "last").is_dir() and (tmp_path / "best").is_dir()
+    assert json.loads((tmp_path / "history.json").read_text())["history"][-1]["epoch"] == 4
+
+
+def test_a_killed_run_resumes_from_the_last_finished_epoch(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _train(Line(), tmp_path, epochs=4, kill_in_epoch=3)
+    assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())["history"]] == [1, 2]
+    resumed = Line()
+    result = _train(resumed, tmp_path, epochs=4, resume=True)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    uninterrupted = Line()
+    _train(uninterrupted, tmp_path / "fresh", epochs=4)
+    assert resumed.w.numpy() == pytest.approx(uninterrupted.w.numpy(), rel=1e-12)
+
+
+def test_schedules_have_the_reference_shapes():
+    one_cycle = OneCycle(max_lr=1e-3, total_steps=1000, pct_start=0.3)
+    assert float(one_cycle(0)) == pytest.approx(1e-3 / 25, rel=1e-5)
+    assert float(one_cycle(299)) == pytest.approx(1e-3, rel=1e-5)
+    assert float(one_cycle(999)) == pytest.approx(1e-3 / 25 / 1e4, rel=1e-3)
+    cyclic = CyclicTriangular2(base_lr=5e-5, max_lr=2e-3, step_size_up=850)
+    assert float(cyclic(850)) == pytest.approx(2e-3, rel=1e-5)
+    assert float(cyclic(2550)) == pytest.approx(5e-5 + (2e-3 - 5e-5) / 2, rel=1e-5)
