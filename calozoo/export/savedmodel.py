@@ -21,6 +21,7 @@ Signatures (tag `serve`, method `tensorflow/serving/predict`), every batched ten
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -110,6 +111,21 @@ def _target_version(model_dir: Path, version: int | None) -> int:
     return int(version)
 
 
+@contextlib.contextmanager
+def _compiled_samplers_detached(model):
+    """Hides the model's cache of XLA samplers (a dict keyed by bool, which SavedModel cannot save, and XLA
+    functions that a server need not support) while it is exported."""
+    samplers = getattr(model, "_samplers", None)
+    if samplers is None:
+        yield
+        return
+    model._samplers = {}
+    try:
+        yield
+    finally:
+        model._samplers = samplers
+
+
 def export_model(model, base_dir: str | Path, name: str, version: int | None = None, warmup: bool = True) -> Path:
     """Writes `model` as SavedModel `BASE/NAME/N/` and refreshes `BASE/models.config` and the batching file.
 
@@ -143,7 +159,8 @@ def export_model(model, base_dir: str | Path, name: str, version: int | None = N
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}-partial-"))
     try:
         module = ServingModule(model)
-        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        with _compiled_samplers_detached(model):
+            tf.saved_model.save(module, str(staging), signatures=module.signatures())
         if warmup:
             write_warmup_requests(staging, name, model)
         staging.chmod(0o755)  # mkdtemp makes it owner-only; a server may run as another user

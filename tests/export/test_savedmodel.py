@@ -14,7 +14,7 @@ import tensorflow as tf
 import calozoo
 from calozoo.errors import CalozooError, MissingDependencyError, MissingWeightsError
 from calozoo.export import export_model, saved_model_versions
-from calozoo.export.validation import SessionRunner, non_core_ops, op_types, signature_defs
+from calozoo.export.validation import SessionRunner, non_core_ops, op_types, read_saved_model, signature_defs
 from calozoo.models.base import seed_pair
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 
@@ -214,3 +214,12 @@ def test_bad_name_and_missing_serving_api_give_clear_errors(tiny_student, tmp_pa
     with pytest.raises(MissingDependencyError, match="pip install 'calozoo\\[serving\\]'.*warmup=False"):
         export_model(tiny_student, tmp_path, "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_export_after_generate_saves_no_xla_sampler(tiny_student, tmp_path):
+    before = tiny_student.generate([1024.0, 65536.0], seed=4)
+    path = export_model(tiny_student, tmp_path, "m", warmup=False)
+    assert not [f.signature.name for g in read_saved_model(path).meta_graphs for f in g.graph_def.library.function
+                if f.attr["_XlaMustCompile"].b]
+    np.testing.assert_array_equal(tiny_student.generate([1024.0, 65536.0], seed=4), before)
+    assert len(tiny_student._samplers) == 1, "the cache of compiled samplers is kept after the export"
