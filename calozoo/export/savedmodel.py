@@ -153,8 +153,8 @@ def export_model(model, base_dir: str | Path, name: str, version: int | None = N
     if warmup:
         serving_apis()  # fail before any work when tensorflow-serving-api is missing
     model_dir = Path(base_dir) / name
-    model_dir.mkdir(parents=True, exist_ok=True)
     version = _target_version(model_dir, version)
+    model_dir.mkdir(parents=True, exist_ok=True)
     final = model_dir / str(version)
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}-partial-"))
     try:
