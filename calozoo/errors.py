@@ -8,6 +8,7 @@ __all__ = [
     "ChecksumError",
     "UnknownDatasetError",
     "DownloadError",
+    "MissingDependencyError",
 ]
 
 
@@ -46,3 +47,7 @@ class UnknownDatasetError(CalozooError, KeyError):
 
 class DownloadError(CalozooError, OSError):
     """A download could not be started or was cut off; a cut-off download resumes when fetched again."""
+
+
+class MissingDependencyError(CalozooError, ImportError):
+    """An optional package that a feature needs is not installed; the message names the pip command."""

@@ -1,4 +1,8 @@
-"""`calozoo generate`: showers from a model, streamed to an HDF5 file in chunks."""
+"""`calozoo generate`: showers from a model, streamed to an HDF5 file in chunks, optionally one shard of a run.
+
+A large run is split over processes or machines with `--shard i/n`: every shard computes the same energy list
+(same seed or file), writes rows [i*N/n, (i+1)*N/n) of it, and draws its own independent random streams.
+"""
 
 import click
 import numpy as np
@@ -20,6 +24,40 @@ def _energies(model, n, energies_from, seed):
     return sample_incident_energies(model.dataset, n, seed)
 
 
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n; None -> (0, 1), the whole run."""
+    if text is None:
+        return 0, 1
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"must look like i/n (shard i of n, counting from 0); got {text!r}.", param_hint="--shard")
+    index, count = int(parts[0]), int(parts[1])
+    if count < 1 or index >= count:
+        raise click.BadParameter(f"needs n >= 1 and 0 <= i < n; got {text!r}.", param_hint="--shard")
+    return index, count
+
+
+def shard_rows(n_rows: int, index: int, count: int) -> slice:
+    """Rows [index*N/count, (index+1)*N/count) of N: the shards tile the rows exactly, sizes differ by <= 1."""
+    return slice(index * n_rows // count, (index + 1) * n_rows // count)
+
+
+def shard_seed(seed: int, batch: int, index: int = 0, count: int = 1):
+    """The stateless seed (int32[2]) of one batch of one shard.
+
+    The whole run (count 1) keeps `seed_pair(seed, batch)`; shards hash (seed, index, count, batch) into
+    independent streams, so no two (shard, batch) pairs share one.
+    """
+    import tensorflow as tf
+
+    from calozoo.models.base import seed_pair
+
+    if count == 1:
+        return seed_pair(seed, batch)
+    state = np.random.SeedSequence([int(seed), index, count, batch]).generate_state(2) % (2**31 - 1)
+    return tf.constant(state.astype(np.int32))
+
+
 @click.command("generate")
 @click.argument("name")
 @click.option("-n", "n", type=int, help="Number of showers; incident energies follow the dataset's spectrum.")
@@ -29,25 +67,33 @@ def _energies(model, n, energies_from, seed):
 @click.option("--seed", default=0, show_default=True, help="Random seed: the same seed gives the same file.")
 @click.option("--version", "version", type=int, default=None, help="Artifact version (default: newest).")
 @click.option("--float64", "use_float64", is_flag=True, help="Compute in float64 (default float32, faster).")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Write only shard I of N (from 0): rows [I*total/N, (I+1)*total/N) with independent seeds.")
 @reports_errors
-def generate_command(name, n, energies_from, output, batch_size, seed, version, use_float64):
+def generate_command(name, n, energies_from, output, batch_size, seed, version, use_float64, shard):
     """Generate showers with model NAME and write them to OUTPUT in the CaloChallenge format."""
     import calozoo as zoo
     from calozoo.data.files import ShowerWriter
-    from calozoo.models.base import seed_pair
     import tensorflow as tf
 
     if batch_size < 1:
         raise click.BadParameter(f"must be >= 1; got {batch_size}.", param_hint="--batch-size")
+    shard_index, shard_count = parse_shard(shard)
     model = zoo.load(name, version=version, dtype="float64" if use_float64 else "float32")
-    energies = _energies(model, n, energies_from, seed)
+    all_energies = _energies(model, n, energies_from, seed)
+    rows = shard_rows(len(all_energies), shard_index, shard_count)
+    energies = all_energies[rows]
     sample = model.sampler()
     attrs = {"source": "generated", "model": name, "artifact": str(model.artifact_dir), "seed": seed}
+    if shard_count > 1:
+        attrs.update(shard=f"{shard_index}/{shard_count}", first_row=rows.start, total_rows=len(all_energies))
     with ShowerWriter(output, model.n_voxels, attrs=attrs) as writer, \
             tqdm(total=len(energies), unit="shower", desc=name) as bar:
         for index, start in enumerate(range(0, len(energies), batch_size)):
             chunk = energies[start : start + batch_size]
-            showers = sample(tf.constant(chunk, tf.float32), seed_pair(seed, index)).numpy()
+            showers = sample(tf.constant(chunk, tf.float32), shard_seed(seed, index, shard_index, shard_count)).numpy()
             writer.append(chunk, showers)
             bar.update(len(chunk))
-    click.echo(f"wrote {len(energies)} showers to {output}")
+    where = f" (shard {shard_index}/{shard_count}: rows {rows.start}-{rows.stop - 1} of {len(all_energies)})" \
+        if shard_count > 1 else ""
+    click.echo(f"wrote {len(energies)} showers to {output}{where}")

@@ -1,0 +1,1 @@
+"""Tests of calozoo.export and `calozoo export`."""

@@ -1,0 +1,1 @@
+"""Tests of the calozoo command line (tools/)."""
