@@ -48,3 +48,20 @@ def info_command(name):
     click.echo(f"  shipped configuration: {json.dumps(metadata.get('config', {}))}")
     click.echo(f"  parameters: {metadata.get('num_params')}, trained on: {metadata.get('training_data', {}).get('description')}")
     click.echo(f"  model card: {directory / 'MODEL_CARD.md'}")
+
+
+@click.command("card")
+@click.argument("name")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="The training file, if it moved since training (the held-out rows are taken from it).")
+@click.option("--version", type=int, default=None, help="Artifact version (default: newest).")
+@reports_errors
+def card_command(name, data, version):
+    """Recompute the held-out metrics of NAME's artifact (same file, same split) and rewrite its model card."""
+    import calozoo as zoo
+    from calozoo.training.recipe import refresh_model_card
+
+    directory = zoo.find_artifact(name, version)
+    metrics = refresh_model_card(directory, data)
+    summary = metrics.get("separation_summary", {})
+    click.echo(f"{directory / 'MODEL_CARD.md'}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items())))

@@ -20,7 +20,7 @@ from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, artifact_roots, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "train_to_artifact", "model_card_metrics"]
+__all__ = ["default_output_root", "heldout_rows", "train_to_artifact", "model_card_metrics", "refresh_model_card"]
 
 
 def default_output_root() -> Path:
@@ -99,7 +99,36 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     }
     command = (f"calozoo train {name} --data {data_path} --epochs {epochs} --seed {seed}"
                + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items()))
+    metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1
     card = render_model_card(name, entry.description, metadata, command)
     return write_artifact(model, root, name, entry.family, config, metadata, card, version=metadata["version"])
+
+
+def refresh_model_card(directory, data_path=None) -> dict:
+    """Recomputes an artifact's held-out metrics (same file, same split) and rewrites its metadata and card.
+
+    Args:
+        directory: an artifact directory `<root>/<name>/v<N>`.
+        data_path: the training file, if it moved since training (default: the path in the metadata).
+    Returns:
+        the new metrics.
+    """
+    import json
+
+    from calozoo.artifacts import load_weights, read_artifact_config
+
+    directory = Path(directory)
+    metadata = json.loads((directory / "metadata.json").read_text())
+    stored = read_artifact_config(directory)
+    model = REGISTRY.families[stored["family"]].build(stored["config"])
+    load_weights(model, directory / "weights.npz")
+    data = metadata["training_data"]
+    metadata["metrics"] = model_card_metrics(model, data_path or data["file"], data["heldout_fraction"],
+                                             data["split_seed"])
+    entry = get_entry(metadata["name"])
+    command = metadata.get("retrain_command") or f"calozoo train {metadata['name']} --data {data['file']}"
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    (directory / "MODEL_CARD.md").write_text(render_model_card(metadata["name"], entry.description, metadata, command))
+    return metadata["metrics"]

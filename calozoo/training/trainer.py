@@ -157,5 +157,5 @@ def train_loop(
         raise ValueError(f"Nothing was trained: `epochs` is {epochs} and the checkpoint is already at that epoch.")
     best.read(str(checkpoint_dir / "best" / "weights")).assert_existing_objects_matched()
     best_entry = min(history, key=lambda h: h[metric_name])
-    return TrainingResult(epochs=epochs, steps=epochs * steps_per_epoch, wall_time_s=elapsed, history=history,
+    return TrainingResult(epochs=len(history), steps=len(history) * steps_per_epoch, wall_time_s=elapsed, history=history,
                           best_epoch=best_entry["epoch"], best_metric=best_entry[metric_name], metric_name=metric_name)

@@ -1,0 +1,57 @@
+"""Generation speed of CaloFlow DS1 by the challenge protocol, for the README and the issue's closing note.
+
+Usage: python benchmarks/caloflow_ds1.py [--out results.json] [--quick]
+
+Times the paper-size student (random weights: speed does not depend on them) and teacher and the shipped compact
+artifacts at batch 1 / 100 / 10 000 in float32: warm-up, then repetitions, mean ± std ms per shower, excluding
+model loading and file I/O (calozoo.evaluation.timing). The teacher samples sequentially over every voxel of every
+block, so its large batches get fewer repetitions (said in the output).
+"""
+
+import argparse
+import json
+
+import calozoo as zoo
+from calozoo.errors import MissingWeightsError
+from calozoo.evaluation.timing import time_generation
+
+# (name, paper size?, batch sizes, repeats)
+RUNS = [
+    ("caloflow-ds1-photon-student", True, (1, 100, 10_000), 10),
+    ("caloflow-ds1-photon-teacher", True, (1, 100), 3),
+    ("caloflow-ds1-photon-student", False, (1, 100, 10_000), 10),
+    ("caloflow-ds1-photon-teacher", False, (1, 100, 10_000), 3),
+    ("caloflow-ds1-pion-student", True, (1, 100, 10_000), 10),
+    ("caloflow-ds1-pion-student", False, (1, 100, 10_000), 10),
+    ("caloflow-ds1-pion-teacher", False, (1, 100), 3),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="caloflow_ds1_timing.json")
+    parser.add_argument("--quick", action="store_true", help="3 repeats and no batch 10 000 (a smoke run)")
+    args = parser.parse_args()
+    rows = []
+    for name, paper, batches, repeats in RUNS:
+        if args.quick:
+            batches, repeats = tuple(b for b in batches if b < 10_000), 3
+        try:
+            model = zoo.create(name, dtype="float32") if paper else zoo.load(name, dtype="float32")
+        except MissingWeightsError:
+            print(f"{name}: no shipped artifact, skipped")
+            continue
+        report = time_generation(model, batches, repeats=repeats, warmup=2, progress=False)
+        for row in report["results"]:
+            row.update(model=name, size="paper" if paper else "shipped", num_params=model.num_params)
+            rows.append(row)
+            print(f"{name:30s} {row['size']:8s} {model.num_params:>11,d} batch {row['batch_size']:>6}: "
+                  f"{row['mean_ms_per_shower']:.4g} ± {row['std_ms_per_shower']:.2g} ms/shower "
+                  f"({row['repeats']} repeats)", flush=True)
+        environment = report["environment"]
+    with open(args.out, "w") as handle:
+        json.dump({"environment": environment, "results": rows}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
