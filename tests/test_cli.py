@@ -69,6 +69,14 @@ def test_resume_continues_from_the_last_epoch(workspace):
     assert [h["epoch"] for h in metadata["training"]["teacher"]["history"]] == [1, 2]
 
 
+def test_train_with_a_mirrored_strategy(workspace, tmp_path):
+    _, data = workspace
+    run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--strategy", "mirrored",
+        "--workdir", tmp_path / "run", "--output", tmp_path / "out", "--no-metrics")
+    metadata = json.loads((tmp_path / "out" / "caloflow-ds1-photon-teacher" / "v1" / "metadata.json").read_text())
+    assert metadata["training"]["teacher"]["epochs"] == 1
+
+
 def test_generate_streams_showers_and_is_reproducible(workspace, tmp_path):
     root, data = workspace
     first, second = tmp_path / "a.h5", tmp_path / "b.h5"

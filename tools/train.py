@@ -30,8 +30,11 @@ def _overrides(settings):
 @click.option("--heldout-fraction", default=0.2, show_default=True, help="Rows kept out of training for the card's metrics.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split, the initialisation order and the batches.")
 @click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
+@click.option("--strategy", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
+              show_default=True, help="tf.distribute: one device, all local devices, or the workers of TF_CONFIG.")
 @reports_errors
-def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, heldout_fraction, seed, no_metrics):
+def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, heldout_fraction, seed, no_metrics,
+                  strategy):
     """Train model NAME on the showers in DATA; checkpoints every epoch, and writes artifacts/NAME/vN."""
     from calozoo.training.recipe import train_to_artifact
 
@@ -39,5 +42,6 @@ def train_command(name, data, epochs, resume, workdir, output_root, teacher, set
         raise click.BadParameter(f"must be >= 1; got {epochs}.", param_hint="--epochs")
     directory = train_to_artifact(name, data, overrides=_overrides(settings), epochs=epochs, workdir=workdir,
                                   output_root=output_root, teacher=teacher, resume=resume,
-                                  heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics)
+                                  heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,
+                                  strategy=strategy)
     click.echo(f"wrote {directory}")

@@ -32,7 +32,7 @@ def _merged(settings: dict | None) -> dict:
     return merged
 
 
-def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, progress, name):
+def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, progress, name, strategy=None):
     batch = int(spec["batch_size"])
     steps = int(spec["epochs"]) * -(-len(x) // batch)
     x_val_t, c_val_t = tf.constant(x_val), tf.constant(c_val)
@@ -45,7 +45,8 @@ def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, 
     return train_loop(flow, loss_fn, [x, c], epochs=int(spec["epochs"]), batch_size=batch,
                       learning_rate=make_schedule(spec["schedule"], steps), checkpoint_dir=checkpoint_dir,
                       evaluate=lambda _: float(validation_nll()), metric_name="validation_nll", resume=resume,
-                      seed=seed, progress=progress, description=name, jit_compile=True)
+                      seed=seed, progress=progress, description=name, jit_compile=strategy is None,
+                      strategy=strategy)
 
 
 def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
@@ -56,7 +57,8 @@ def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
     return rng.uniform(256.0, 4_194_304.0, size=(n, 1))
 
 
-def _distill(student: CaloFlow, teacher: CaloFlow, x, c, spec, checkpoint_dir, resume, seed, progress):
+def _distill(student: CaloFlow, teacher: CaloFlow, x, c, spec, checkpoint_dir, resume, seed, progress,
+            strategy=None):
     cfg = student.config
     batch = int(spec["batch_size"])
     steps = int(spec["epochs"]) * -(-len(x) // batch)
@@ -76,7 +78,8 @@ def _distill(student: CaloFlow, teacher: CaloFlow, x, c, spec, checkpoint_dir, r
     return train_loop(holder, loss_fn, [x, c, energies], variables=student.shower_flow.trainable_variables,
                       epochs=int(spec["epochs"]), batch_size=batch, learning_rate=make_schedule(spec["schedule"], steps),
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
-                      resume=resume, seed=seed, progress=progress, description="student", jit_compile=True)
+                      resume=resume, seed=seed, progress=progress, description="student",
+                      jit_compile=strategy is None, strategy=strategy)
 
 
 def adopt_teacher_parts(student: CaloFlow, teacher: CaloFlow) -> None:
@@ -90,12 +93,13 @@ def adopt_teacher_parts(student: CaloFlow, teacher: CaloFlow) -> None:
 
 def train_caloflow(model: CaloFlow, showers, energies, checkpoint_dir, *, teacher: CaloFlow | None = None,
                    settings: dict | None = None, epochs: int | None = None, resume: bool = False, seed: int = 0,
-                   progress: bool = True) -> dict[str, TrainingResult]:
+                   progress: bool = True, strategy=None) -> dict[str, TrainingResult]:
     """Trains `model` on showers/energies in MeV (a training split); returns one result per trained part.
 
     A teacher trains Flow-I and Flow-II by likelihood on a further `validation_fraction` split (the best
     validation epoch is kept); a student needs a trained `teacher` and is distilled from it.
-    `epochs` overrides every part's epoch count.
+    `epochs` overrides every part's epoch count. With a tf.distribute `strategy` (build the models in its
+    scope) each step runs on per-replica slices of the batch; without one the steps are XLA-compiled.
     """
     settings = _merged(settings)
     if epochs is not None:
@@ -111,14 +115,14 @@ def train_caloflow(model: CaloFlow, showers, energies, checkpoint_dir, *, teache
         valid = {k: v.numpy() for k, v in model.preprocess(showers[val], energies[val], seed + 1).items()}
         results["energy_flow"] = _nll_training(model.energy_flow, data["energy_x"], data["energy_c"], valid["energy_x"],
                                                valid["energy_c"], settings["energy_flow"], f"{checkpoint_dir}/energy_flow",
-                                               resume, seed, progress, "flow-I")
+                                               resume, seed, progress, "flow-I", strategy)
         results["teacher"] = _nll_training(model.shower_flow, data["shower_x"], data["shower_c"], valid["shower_x"],
                                            valid["shower_c"], settings["teacher"], f"{checkpoint_dir}/shower_flow",
-                                           resume, seed, progress, "teacher")
+                                           resume, seed, progress, "teacher", strategy)
         return results
     if teacher is None or teacher.config.role != "teacher":
         raise ValueError("Training a CaloFlow student needs a trained teacher: pass `teacher=` (see `calozoo train --teacher`).")
     adopt_teacher_parts(student=model, teacher=teacher)
     results["student"] = _distill(model, teacher, data["shower_x"], data["shower_c"], settings["student"],
-                                  f"{checkpoint_dir}/student", resume, seed, progress)
+                                  f"{checkpoint_dir}/student", resume, seed, progress, strategy)
     return results

@@ -62,7 +62,8 @@ def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: in
 
 def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
                       workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
-                      seed: int = 0, progress: bool = True, with_metrics: bool = True) -> Path:
+                      seed: int = 0, progress: bool = True, with_metrics: bool = True,
+                      strategy: str = "none") -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -70,21 +71,30 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         epochs: overrides every trained part's epoch count.
         workdir: checkpoints (one per epoch; `resume=True` continues from them).
         teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
+        strategy: "none", "mirrored" or "multiworker" (TF_CONFIG), see calozoo.training.distribute.
     """
+    import contextlib
+
+    from calozoo.training.distribute import make_strategy, worker_checkpoint_dir, worker_index
+
+    distribution = make_strategy(strategy)
     entry = get_entry(name)
     family = REGISTRY.families[entry.family]
     config = {**entry.config, **(overrides or {})}
-    model = family.build(config)
+    with distribution.scope() if distribution is not None else contextlib.nullcontext():
+        model = family.build(config)
     energies, showers = read_showers(data_path, n_voxels=load_geometry(model.dataset).n_voxels)
     train_rows, held_rows = heldout_rows(len(energies), heldout_fraction, seed)
-    workdir = Path(workdir or Path("runs") / name)
+    workdir = worker_checkpoint_dir(workdir or Path("runs") / name)
     kwargs = {}
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
     results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=entry.training,
-                           epochs=epochs, resume=resume, seed=seed, progress=progress, **kwargs)
+                           epochs=epochs, resume=resume, seed=seed, progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
+    if worker_index() != 0:  # every worker holds the same weights; the chief writes the artifact
+        return workdir
     synthetic = _file_is_synthetic(data_path)
     metadata = {
         "num_params": model.num_params,
