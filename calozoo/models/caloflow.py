@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
-from calozoo.bijectors.layerwise_permutation import random_within_layers, reverse_within_layers
+from calozoo.bijectors.layerwise_permutation import alternating_permutations, random_within_layers
 from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
 from calozoo.models.base import ShowerGenerator
@@ -82,13 +82,9 @@ class CaloFlowConfig:
 
 
 def shower_flow_permutations(layer_sizes, num_blocks: int, seed: int) -> list[np.ndarray]:
-    """Flow-II permutations: after even blocks reverse inside each layer, after odd blocks shuffle inside
-    each layer; the permutation after the last block is dropped, so no feature ever leaves its layer."""
-    rng = np.random.default_rng(seed)
-    perms = []
-    for k in range(num_blocks - 1):
-        perms.append(reverse_within_layers(layer_sizes) if k % 2 == 0 else random_within_layers(layer_sizes, rng))
-    return perms
+    """Flow-II permutations: `alternating_permutations` inside each calorimeter layer, so no feature ever
+    leaves its layer."""
+    return alternating_permutations(layer_sizes, num_blocks, seed)
 
 
 def _energy_flow_permutations(features: int, num_blocks: int, seed: int) -> list[np.ndarray]:
