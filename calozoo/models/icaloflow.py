@@ -174,7 +174,8 @@ class ICaloFlow(ShowerGenerator):
 
     def shape_logit(self, layer_mev, seed):
         """The noisy layer normalised to unit sum, in logit space, (N, layer_size)."""
-        return logit_transform(layer_normalize(self._noisy(layer_mev, seed), [self.layer_size]), self.config.logit_alpha)
+        shape = layer_normalize(self._noisy(layer_mev, seed), [self.layer_size])
+        return logit_transform(shape, self.config.logit_alpha)
 
     def energy_flow_inputs(self, layer_energies_mev, incident_mev, seed):
         """Flow-1 (x, c): logit of the noisy layer energies (N, 45) and log10 E_inc - 4.5 (N, 1)."""
@@ -243,14 +244,16 @@ class ICaloFlow(ShowerGenerator):
     def sample_layer_energies(self, incident_mev, seed):
         """Layer energies (N, 45) MeV from Flow-1 for E_inc (N, 1) MeV, values below 15 keV set to 0."""
         logits = self.energy_flow.sample(self.incident_condition(incident_mev), seed)
-        return self._cut(inverse_logit_transform(logits, self.config.logit_alpha, clamp=True) * self.config.energy_unit_mev)
+        fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
+        return self._cut(fractions * self.config.energy_unit_mev)
 
     def _next_layer(self, previous_layer, incident, energies, index, seed):
         """Layer `index` (a scalar tensor in 1..44) given the generated layer index - 1 and Flow-1's energies."""
         noise_seed, flow_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         energy = tf.gather(energies, [index], axis=1)
         previous_energy = tf.gather(energies, [index - 1], axis=1)
-        condition = self.layer_condition(incident, energy, previous_energy, self.shape_logit(previous_layer, noise_seed),
+        previous_shape = self.shape_logit(previous_layer, noise_seed)
+        condition = self.layer_condition(incident, energy, previous_energy, previous_shape,
                                          tf.fill(tf.shape(incident)[:1], index))
         return self._layer_from_logits(self.layer_flow.sample(condition, flow_seed), energy)
 

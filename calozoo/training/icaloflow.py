@@ -86,7 +86,8 @@ class FlowData:
     def fixed_inputs(self, flow_name: str, seed: int, chunk: int = 10_000) -> list[tuple]:
         """(x, c) of every row with noise drawn once from `seed`, in chunks of `chunk` rows (validation)."""
         arrays = self.arrays(flow_name)
-        return [self.inputs(flow_name, tf.constant([seed, start], tf.int64), *[a[start : start + chunk] for a in arrays])
+        return [self.inputs(flow_name, tf.constant([seed, start], tf.int64),
+                            *[a[start : start + chunk] for a in arrays])
                 for start in range(0, len(arrays[0]), chunk)]
 
 
@@ -151,7 +152,8 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
     parts = trainable if parts is None else tuple(parts)
     unknown = sorted(set(parts) - set(trainable))
     if unknown:
-        raise ValueError(f"`parts` {unknown} cannot be trained for a {model.config.role}; choose from {list(trainable)}.")
+        raise ValueError(f"`parts` {unknown} cannot be trained for a {model.config.role}; "
+                         f"choose from {list(trainable)}.")
     if epochs is not None:
         for flow_name in parts:
             settings[flow_name]["epochs"] = int(epochs)

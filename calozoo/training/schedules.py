@@ -1,4 +1,4 @@
-"""Per-step learning-rate schedules of the reference trainings (PyTorch's OneCycleLR, CyclicLR triangular2, MultiStepLR)."""
+"""Per-step learning-rate schedules of the reference trainings (PyTorch OneCycleLR, CyclicLR triangular2, MultiStepLR)."""
 
 import math
 
@@ -86,4 +86,5 @@ def make_schedule(spec: dict, total_steps: int):
         return multistep(total_steps=total_steps, **spec)
     if name == "constant":
         return float(spec.get("lr", 1e-4))
-    raise ValueError(f"Unknown learning-rate schedule '{name}'; expected 'onecycle', 'cyclic', 'multistep' or 'constant'.")
+    raise ValueError(f"Unknown learning-rate schedule '{name}'; "
+                     "expected 'onecycle', 'cyclic', 'multistep' or 'constant'.")
