@@ -99,7 +99,7 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
 
     Args:
         train_arrays: row-aligned arrays that `train_loop` batches.
-        spec: {'batch_size', 'epochs', 'schedule', optionally 'beta' (default 0.5)}.
+        spec: {'batch_size', 'epochs', 'schedule', optionally 'beta' (default 0.5) and 'jit_compile'}.
         inputs: `inputs(generator, *batch) -> (x, condition, noise_condition)` inside the compiled step; the
             `tf.random.Generator` is the run's (checkpointed) source of randomness.
     """
@@ -117,4 +117,5 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
                       epochs=int(spec["epochs"]), batch_size=int(spec["batch_size"]),
                       learning_rate=make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0]))),
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
-                      resume=resume, seed=seed, progress=progress, description=description)
+                      resume=resume, seed=seed, progress=progress, description=description,
+                      jit_compile=bool(spec.get("jit_compile", False)))

@@ -25,7 +25,7 @@ def train_by_likelihood(flow, train_arrays: Sequence[np.ndarray], spec: dict, *,
 
     Args:
         train_arrays: row-aligned arrays that `train_loop` batches.
-        spec: {'batch_size', 'epochs', 'schedule'} (see `make_schedule`).
+        spec: {'batch_size', 'epochs', 'schedule', optionally 'jit_compile'} (see `make_schedule`, `train_loop`).
         inputs: maps one batch of `train_arrays` to (x, c) inside the compiled step, e.g. to add fresh
             noise every step; by default the batch is (x, c) itself.
     """
@@ -39,4 +39,4 @@ def train_by_likelihood(flow, train_arrays: Sequence[np.ndarray], spec: dict, *,
                       learning_rate=make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0]))),
                       checkpoint_dir=checkpoint_dir, evaluate=lambda _: float(validation_nll()),
                       metric_name="validation_nll", resume=resume, seed=seed, progress=progress,
-                      description=description)
+                      description=description, jit_compile=bool(spec.get("jit_compile", False)))

@@ -1,4 +1,4 @@
-"""Per-step learning-rate schedules of the reference trainings (PyTorch OneCycleLR, CyclicLR triangular2, MultiStepLR)."""
+"""Per-step learning-rate schedules of the reference trainings: OneCycleLR, CyclicLR triangular2, MultiStepLR."""
 
 import math
 
