@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.layerwise_permutation import alternating_permutations, random_within_layers
-from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
+from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.preprocessing import (
     energies_from_fractions,
@@ -31,8 +31,10 @@ __all__ = ["CaloFlowConfig", "CaloFlow", "shower_flow_permutations"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CaloFlowConfig:
+class CaloFlowConfig(FlowConfig):
     """Everything that defines a CaloFlow DS1 model; the defaults are the photon teacher of the paper."""
+
+    family_label = "CaloFlow"
 
     dataset: str = "1-photons"
     role: str = "teacher"  # "teacher" (MAF Flow-II) or "student" (IAF Flow-II)
@@ -64,21 +66,6 @@ class CaloFlowConfig:
             raise ValueError(f"CaloFlow DS1 needs dataset '1-photons' or '1-pions'; got '{self.dataset}'.")
         if self.role not in ("teacher", "student"):
             raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "CaloFlowConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown CaloFlow setting(s) {unknown}; known: {sorted(known)}.")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def spline(self) -> SplineSettings:
-        return SplineSettings(self.num_bins, self.tail_bound, self.min_bin, self.min_bin, self.min_bin)
 
 
 def shower_flow_permutations(layer_sizes, num_blocks: int, seed: int) -> list[np.ndarray]:

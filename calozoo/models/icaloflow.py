@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.layerwise_permutation import alternating_permutations
-from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
+from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.preprocessing import inverse_logit_transform, layer_normalize, logit_transform
 
@@ -34,12 +34,14 @@ FLOW_NAMES = ("energy_flow", "first_layer_flow", "layer_flow")
 
 
 @dataclasses.dataclass(frozen=True)
-class ICaloFlowConfig:
+class ICaloFlowConfig(FlowConfig):
     """Everything that defines an iCaloFlow model; the defaults are the DS2 teacher of the paper.
 
     `layer_made_hidden_blocks=None` means the paper's 4 - dataset (2 for DS2, 1 for DS3). A student's
     `energy_hidden` must equal its teacher's: the student reuses the teacher's Flow-1.
     """
+
+    family_label = "iCaloFlow"
 
     dataset: str = "2"
     role: str = "teacher"  # "teacher" (MAF Flow-2/3) or "student" (IAF Flow-2/3)
@@ -73,21 +75,6 @@ class ICaloFlowConfig:
             object.__setattr__(self, "layer_made_hidden_blocks", 4 - int(self.dataset))
         if self.num_blocks < 1:
             raise ValueError(f"`num_blocks` must be >= 1; got {self.num_blocks}.")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ICaloFlowConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown iCaloFlow setting(s) {unknown}; known: {sorted(known)}.")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def spline(self) -> SplineSettings:
-        return SplineSettings(self.num_bins, self.tail_bound, self.min_bin, self.min_bin, self.min_bin)
 
     @property
     def n_layers(self) -> int:
