@@ -10,7 +10,7 @@ import tensorflow_probability as tfp
 
 tfb = tfp.bijectors
 
-__all__ = ["reverse_within_layers", "random_within_layers", "FixedPermutation"]
+__all__ = ["reverse_within_layers", "random_within_layers", "alternating_permutations", "FixedPermutation"]
 
 
 def _layer_offsets(layer_sizes: Sequence[int]) -> np.ndarray:
@@ -27,6 +27,19 @@ def random_within_layers(layer_sizes: Sequence[int], rng: np.random.Generator) -
     """A random permutation inside each layer; one layer spanning all features gives a global permutation."""
     offsets = _layer_offsets(layer_sizes)
     return np.concatenate([lo + rng.permutation(hi - lo) for lo, hi in zip(offsets[:-1], offsets[1:])])
+
+
+def alternating_permutations(layer_sizes: Sequence[int], num_blocks: int, seed: int) -> list[np.ndarray]:
+    """The permutations between the blocks of a CaloFlow-family flow (nflows order, one after each block).
+
+    After even blocks the order is reversed inside each layer, after odd blocks shuffled inside each
+    layer; the permutation after the last block is dropped, which leaves `num_blocks - 1`. With
+    `layer_sizes=[features]` (one "layer" spanning all features) these are iCaloFlow's global
+    ReversePermutation / RandomPermutation; with the calorimeter layers, CaloFlow DS1's.
+    """
+    rng = np.random.default_rng(seed)
+    return [reverse_within_layers(layer_sizes) if k % 2 == 0 else random_within_layers(layer_sizes, rng)
+            for k in range(num_blocks - 1)]
 
 
 class FixedPermutation(tf.Module):

@@ -2,6 +2,7 @@
 
 from calozoo.models.base import ShowerGenerator
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
+from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
 from calozoo.registry import register_family
 
 
@@ -15,6 +16,17 @@ def _train_caloflow(*args, **kwargs):
     return train_caloflow(*args, **kwargs)
 
 
-register_family("caloflow", build=_build_caloflow, train=_train_caloflow)
+def _build_icaloflow(config: dict) -> ICaloFlow:
+    return ICaloFlow(ICaloFlowConfig.from_dict(config))
 
-__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig"]
+
+def _train_icaloflow(*args, **kwargs):
+    from calozoo.training.icaloflow import train_icaloflow
+
+    return train_icaloflow(*args, **kwargs)
+
+
+register_family("caloflow", build=_build_caloflow, train=_train_caloflow)
+register_family("icaloflow", build=_build_icaloflow, train=_train_icaloflow)
+
+__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig"]

@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
-from calozoo.bijectors.layerwise_permutation import random_within_layers, reverse_within_layers
-from calozoo.bijectors.rq_spline import SplineSettings
+from calozoo.bijectors.layerwise_permutation import alternating_permutations, random_within_layers
 from calozoo.data.geometry import load_geometry
+from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.preprocessing import (
     energies_from_fractions,
@@ -31,8 +31,10 @@ __all__ = ["CaloFlowConfig", "CaloFlow", "shower_flow_permutations"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CaloFlowConfig:
+class CaloFlowConfig(FlowConfig):
     """Everything that defines a CaloFlow DS1 model; the defaults are the photon teacher of the paper."""
+
+    family_label = "CaloFlow"
 
     dataset: str = "1-photons"
     role: str = "teacher"  # "teacher" (MAF Flow-II) or "student" (IAF Flow-II)
@@ -65,30 +67,11 @@ class CaloFlowConfig:
         if self.role not in ("teacher", "student"):
             raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "CaloFlowConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown CaloFlow setting(s) {unknown}; known: {sorted(known)}.")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def spline(self) -> SplineSettings:
-        return SplineSettings(self.num_bins, self.tail_bound, self.min_bin, self.min_bin, self.min_bin)
-
 
 def shower_flow_permutations(layer_sizes, num_blocks: int, seed: int) -> list[np.ndarray]:
-    """Flow-II permutations: after even blocks reverse inside each layer, after odd blocks shuffle inside
-    each layer; the permutation after the last block is dropped, so no feature ever leaves its layer."""
-    rng = np.random.default_rng(seed)
-    perms = []
-    for k in range(num_blocks - 1):
-        perms.append(reverse_within_layers(layer_sizes) if k % 2 == 0 else random_within_layers(layer_sizes, rng))
-    return perms
+    """Flow-II permutations: `alternating_permutations` inside each calorimeter layer, so no feature ever
+    leaves its layer."""
+    return alternating_permutations(layer_sizes, num_blocks, seed)
 
 
 def _energy_flow_permutations(features: int, num_blocks: int, seed: int) -> list[np.ndarray]:

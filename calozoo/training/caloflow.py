@@ -7,20 +7,20 @@ import tensorflow as tf
 
 from calozoo.data.incident_energies import ds1_energy_list
 from calozoo.models.caloflow import CaloFlow
-from calozoo.training.distillation import pdd_loss
-from calozoo.training.schedules import make_schedule
-from calozoo.training.trainer import TrainingResult, train_loop
+from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
+from calozoo.training.likelihood import train_by_likelihood
+from calozoo.training.trainer import TrainingResult
 
 __all__ = ["DEFAULT_TRAINING", "train_caloflow"]
 
 # The reference recipes (MODELS.md section 2.3); YAML configs override any entry.
 DEFAULT_TRAINING = {
     "validation_fraction": 0.3,
-    "energy_flow": {"batch_size": 200, "epochs": 100,
+    "energy_flow": {"batch_size": 200, "epochs": 100, "jit_compile": True,
                     "schedule": {"name": "onecycle", "max_lr": 1e-3, "pct_start": 0.4, "three_phase": True}},
-    "teacher": {"batch_size": 200, "epochs": 100,
+    "teacher": {"batch_size": 200, "epochs": 100, "jit_compile": True,
                 "schedule": {"name": "cyclic", "base_lr": 5e-5, "max_lr": 2e-3, "step_size_up": 850}},
-    "student": {"batch_size": 175, "epochs": 100, "beta": 0.5,
+    "student": {"batch_size": 175, "epochs": 100, "beta": 0.5, "jit_compile": True,
                 "schedule": {"name": "onecycle", "max_lr": 1e-3}},
 }
 
@@ -33,20 +33,10 @@ def _merged(settings: dict | None) -> dict:
 
 
 def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, progress, name, strategy=None):
-    batch = int(spec["batch_size"])
-    steps = int(spec["epochs"]) * -(-len(x) // batch)
     x_val_t, c_val_t = tf.constant(x_val), tf.constant(c_val)
-
-    def loss_fn(xb, cb):
-        nll = -tf.reduce_mean(flow.log_prob(xb, cb, training=True))
-        return nll, nll
-
     validation_nll = tf.function(lambda: -tf.reduce_mean(flow.log_prob(x_val_t, c_val_t)))
-    return train_loop(flow, loss_fn, [x, c], epochs=int(spec["epochs"]), batch_size=batch,
-                      learning_rate=make_schedule(spec["schedule"], steps), checkpoint_dir=checkpoint_dir,
-                      evaluate=lambda _: float(validation_nll()), metric_name="validation_nll", resume=resume,
-                      seed=seed, progress=progress, description=name, jit_compile=strategy is None,
-                      strategy=strategy)
+    return train_by_likelihood(flow, [x, c], spec, validation_nll=validation_nll, checkpoint_dir=checkpoint_dir,
+                               resume=resume, seed=seed, progress=progress, description=name, strategy=strategy)
 
 
 def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
@@ -60,35 +50,22 @@ def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
 def _distill(student: CaloFlow, teacher: CaloFlow, x, c, spec, checkpoint_dir, resume, seed, progress,
             strategy=None):
     cfg = student.config
-    batch = int(spec["batch_size"])
-    steps = int(spec["epochs"]) * -(-len(x) // batch)
     energies = distillation_energies(student, len(x), seed) / cfg.energy_unit_mev
-    generator = tf.random.Generator.from_seed(seed)
-    beta = float(spec.get("beta", 0.5))
 
-    def loss_fn(xb, cb, eb):
+    def inputs(generator, xb, cb, eb):
         eb = tf.cast(eb, student.dtype)
         layer_energies = teacher.sample_layer_energies(eb, generator.make_seeds(1)[:, 0])
-        noise_condition = student.shower_condition(eb, layer_energies, cfg.layer_condition_eps)
-        noise = generator.normal(tf.shape(xb), dtype=student.dtype)
-        return pdd_loss(teacher.shower_flow, student.shower_flow, xb, cb, noise, noise_condition, beta=beta)
+        return xb, cb, student.shower_condition(eb, layer_energies, cfg.layer_condition_eps)
 
-    holder = tf.Module()
-    holder.student, holder.generator = student.shower_flow, generator
-    return train_loop(holder, loss_fn, [x, c, energies], variables=student.shower_flow.trainable_variables,
-                      epochs=int(spec["epochs"]), batch_size=batch, learning_rate=make_schedule(spec["schedule"], steps),
-                      checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
-                      resume=resume, seed=seed, progress=progress, description="student",
-                      jit_compile=strategy is None, strategy=strategy)
+    return train_by_distillation(teacher.shower_flow, student.shower_flow, [x, c, energies], spec, inputs=inputs,
+                                 checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, progress=progress,
+                                 description="student", strategy=strategy)
 
 
 def adopt_teacher_parts(student: CaloFlow, teacher: CaloFlow) -> None:
     """The student reuses the teacher's Flow-I and, position by position, the teacher's permutations."""
-    for mine, theirs in zip(student.energy_flow.variables, teacher.energy_flow.variables):
-        mine.assign(tf.cast(theirs, mine.dtype))
-    for mine, theirs in zip(student.shower_flow.permutations, teacher.shower_flow.permutations):
-        mine.permutation.assign(theirs.permutation)
-        mine.inverse_permutation.assign(theirs.inverse_permutation)
+    copy_variables(student.energy_flow, teacher.energy_flow)
+    adopt_permutations(student.shower_flow, teacher.shower_flow)
 
 
 def train_caloflow(model: CaloFlow, showers, energies, checkpoint_dir, *, teacher: CaloFlow | None = None,

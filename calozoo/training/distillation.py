@@ -9,12 +9,18 @@ epoch-mean KL.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import numpy as np
 import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow, FlowPass
-from calozoo.training.trainer import chi2
+from calozoo.training.likelihood import total_steps
+from calozoo.training.schedules import make_schedule
+from calozoo.training.trainer import TrainingResult, chi2, train_loop
 
-__all__ = ["guided_chi2", "pdd_loss", "student_kl"]
+__all__ = ["guided_chi2", "pdd_loss", "student_kl", "adopt_permutations", "copy_variables",
+           "train_by_distillation"]
 
 
 def guided_chi2(student: FlowPass, teacher: FlowPass):
@@ -25,6 +31,27 @@ def guided_chi2(student: FlowPass, teacher: FlowPass):
     for index, params in enumerate(student.params):
         total += chi2(params, teacher.params[-index - 1])
     return total
+
+
+def adopt_permutations(student: AutoregressiveRQSFlow, teacher: AutoregressiveRQSFlow) -> None:
+    """The student takes the teacher's permutations position by position (the guided loss pairs the blocks)."""
+    if len(student.permutations) != len(teacher.permutations):
+        raise ValueError(f"The student has {len(student.permutations)} permutations and the teacher "
+                         f"{len(teacher.permutations)}; build both with the same `num_blocks`.")
+    for mine, theirs in zip(student.permutations, teacher.permutations):
+        mine.permutation.assign(theirs.permutation)
+        mine.inverse_permutation.assign(theirs.inverse_permutation)
+
+
+def copy_variables(target: tf.Module, source: tf.Module) -> None:
+    """Assigns every variable of `source` to the same-shaped variable of `target` (a part the student reuses)."""
+    mine, theirs = target.variables, source.variables
+    shapes = [tuple(v.shape) for v in mine], [tuple(v.shape) for v in theirs]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"Cannot copy '{source.name}' into '{target.name}': their variables differ in shape; "
+                         "build the student's copy with the teacher's sizes.")
+    for variable, value in zip(mine, theirs):
+        variable.assign(tf.cast(value, variable.dtype))
 
 
 def _check_pair(teacher: AutoregressiveRQSFlow, student: AutoregressiveRQSFlow):
@@ -62,3 +89,34 @@ def pdd_loss(teacher, student, x, condition, noise, noise_condition, beta=0.5, t
     loss_z = chi2(teacher_z.output, noise) + guided_chi2(student_z, teacher_z)
     loss = beta * loss_x + (1.0 - beta) * loss_z
     return loss, tf.reduce_mean(tf.stop_gradient(kl))
+
+
+def train_by_distillation(teacher: AutoregressiveRQSFlow, student: AutoregressiveRQSFlow,
+                          train_arrays: Sequence[np.ndarray], spec: dict, *, inputs: Callable, checkpoint_dir,
+                          resume: bool = False, seed: int = 0, progress: bool = True,
+                          description: str = "student", strategy=None) -> TrainingResult:
+    """Trains `student` by `pdd_loss` against the fixed `teacher`; the epoch with the lowest mean KL is kept.
+
+    Args:
+        train_arrays: row-aligned arrays that `train_loop` batches.
+        spec: {'batch_size', 'epochs', 'schedule', optionally 'beta' (default 0.5) and 'jit_compile'}.
+        inputs: `inputs(generator, *batch) -> (x, condition, noise_condition)` inside the compiled step; the
+            `tf.random.Generator` is the run's (checkpointed) source of randomness.
+    """
+    generator = tf.random.Generator.from_seed(seed)
+    beta = float(spec.get("beta", 0.5))
+
+    def loss_fn(*batch):
+        x, condition, noise_condition = inputs(generator, *batch)
+        noise = generator.normal(tf.shape(x), dtype=student.dtype)
+        return pdd_loss(teacher, student, x, condition, noise, noise_condition, beta=beta)
+
+    holder = tf.Module()
+    holder.student, holder.generator = student, generator
+    return train_loop(holder, loss_fn, train_arrays, variables=student.trainable_variables,
+                      epochs=int(spec["epochs"]), batch_size=int(spec["batch_size"]),
+                      learning_rate=make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0]))),
+                      checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
+                      resume=resume, seed=seed, progress=progress, description=description,
+                      jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
+                      strategy=strategy)

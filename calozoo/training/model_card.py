@@ -24,7 +24,8 @@ def _metric_lines(metrics: dict) -> list[str]:
                 lines.append(f"| {key} | {powers[key]:.4f} |")
         lines.append("")
     if "heldout_log_prob" in metrics:
-        lines.append(f"Held-out mean log-likelihood (Flow-I u-space + Flow-II logit space): "
+        space = metrics.get("log_prob_space", "Flow-I u-space + Flow-II logit space")
+        lines.append(f"Held-out mean log-likelihood ({space}): "
                      f"{metrics['heldout_log_prob']:.2f}")
     return lines
 

@@ -1,11 +1,11 @@
-"""Per-step learning-rate schedules of the reference trainings (PyTorch's OneCycleLR and CyclicLR triangular2)."""
+"""Per-step learning-rate schedules of the reference trainings: OneCycleLR, CyclicLR triangular2, MultiStepLR."""
 
 import math
 
 import tensorflow as tf
 import tf_keras
 
-__all__ = ["OneCycle", "CyclicTriangular2", "make_schedule"]
+__all__ = ["OneCycle", "CyclicTriangular2", "multistep", "make_schedule"]
 
 
 class OneCycle(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -62,14 +62,29 @@ class CyclicTriangular2(tf_keras.optimizers.schedules.LearningRateSchedule):
         return dict(base_lr=self.base_lr, max_lr=self.max_lr, step_size_up=self.step_size_up)
 
 
+def multistep(lr, milestone_fractions, gamma, total_steps):
+    """lr, multiplied by `gamma` at each milestone; milestones are fractions of the run (PyTorch MultiStepLR with
+    milestones given relative to the total, so that a shorter or longer run keeps the schedule's shape)."""
+    fractions = sorted(float(f) for f in milestone_fractions)
+    if any(not 0.0 < f < 1.0 for f in fractions):
+        raise ValueError(f"`milestone_fractions` must lie in (0, 1); got {fractions}.")
+    boundaries = [int(round(f * total_steps)) for f in fractions]
+    values = [float(lr) * float(gamma) ** k for k in range(len(boundaries) + 1)]
+    return tf_keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
 def make_schedule(spec: dict, total_steps: int):
-    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'constant', ...}; OneCycle spans `total_steps`."""
+    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'multistep'|'constant', ...}; OneCycle and
+    multistep span `total_steps`."""
     spec = dict(spec)
     name = spec.pop("name", "constant")
     if name == "onecycle":
         return OneCycle(total_steps=total_steps, **spec)
     if name == "cyclic":
         return CyclicTriangular2(**spec)
+    if name == "multistep":
+        return multistep(total_steps=total_steps, **spec)
     if name == "constant":
         return float(spec.get("lr", 1e-4))
-    raise ValueError(f"Unknown learning-rate schedule '{name}'; expected 'onecycle', 'cyclic' or 'constant'.")
+    raise ValueError(f"Unknown learning-rate schedule '{name}'; "
+                     "expected 'onecycle', 'cyclic', 'multistep' or 'constant'.")

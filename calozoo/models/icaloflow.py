@@ -1,0 +1,280 @@
+"""Inductive CaloFlow (iCaloFlow) for CaloChallenge datasets 2 and 3 (Buckley, Krause, Pang, Shih; arXiv:2305.11934).
+
+Three conditional flows, each 8 MADE-RQS blocks with global reverse/random permutations between them:
+
+- Flow-1 (`energy_flow`): the 45 layer energies, logit(E_k / 6.5e4 MeV), given log10(E_inc / MeV) - 4.5;
+- Flow-2 (`first_layer_flow`): the voxels of layer 0, normalised to unit sum, in logit space, given
+  [log10 E_inc - 4.5, logit(E_0 / 6.5e4) / 4];
+- Flow-3 (`layer_flow`): one flow shared by layers n = 1..44, given [log10 E_inc - 4.5, logit(E_n / 6.5e4),
+  logit(E_{n-1} / 6.5e4), logit of the noisy normalised layer n-1, one_hot(n-1, 44)].
+
+Showers are generated inductively: layer 0 from Flow-2, then layer n from Flow-3 given the generated layer n-1.
+The teacher's Flow-2/Flow-3 are MAFs (one-pass density), the student's IAFs distilled from them (one-pass
+sampling); Flow-1 is a MAF in both, the student reusing the teacher's. Constants: MODELS.md section 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
+from calozoo.bijectors.layerwise_permutation import alternating_permutations
+from calozoo.data.geometry import load_geometry
+from calozoo.models._config import FlowConfig
+from calozoo.models.base import ShowerGenerator
+from calozoo.preprocessing import inverse_logit_transform, layer_normalize, logit_transform
+
+__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES"]
+
+# The three flows, as attributes of ICaloFlow and as keys of the training settings.
+FLOW_NAMES = ("energy_flow", "first_layer_flow", "layer_flow")
+
+
+@dataclasses.dataclass(frozen=True)
+class ICaloFlowConfig(FlowConfig):
+    """Everything that defines an iCaloFlow model; the defaults are the DS2 teacher of the paper.
+
+    `layer_made_hidden_blocks=None` means the paper's 4 - dataset (2 for DS2, 1 for DS3). A student's
+    `energy_hidden` must equal its teacher's: the student reuses the teacher's Flow-1.
+    """
+
+    family_label = "iCaloFlow"
+
+    dataset: str = "2"
+    role: str = "teacher"  # "teacher" (MAF Flow-2/3) or "student" (IAF Flow-2/3)
+    energy_hidden: int = 256
+    first_layer_hidden: int = 256
+    layer_hidden: int = 256
+    num_blocks: int = 8
+    energy_made_hidden_blocks: int = 1
+    first_layer_made_hidden_blocks: int = 2
+    layer_made_hidden_blocks: int | None = None
+    num_bins: int = 8
+    tail_bound: float = 14.0
+    min_bin: float = 1e-6
+    dropout: float = 0.0
+    energy_unit_mev: float = 6.5e4
+    noise_mev: float = 5e-3
+    incident_energy_offset: float = 4.5
+    first_layer_energy_scale: float = 0.25
+    logit_alpha: float = 1e-6
+    threshold_mev: float = 1.5e-2
+    permutation_seed: int = 0
+    seed: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        if self.dataset not in ("2", "3"):
+            raise ValueError(f"iCaloFlow needs dataset '2' or '3'; got '{self.dataset}'.")
+        if self.role not in ("teacher", "student"):
+            raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
+        if self.layer_made_hidden_blocks is None:
+            object.__setattr__(self, "layer_made_hidden_blocks", 4 - int(self.dataset))
+        if self.num_blocks < 1:
+            raise ValueError(f"`num_blocks` must be >= 1; got {self.num_blocks}.")
+
+    @property
+    def n_layers(self) -> int:
+        return len(load_geometry(self.dataset).layer_sizes)
+
+    @property
+    def layer_size(self) -> int:
+        return load_geometry(self.dataset).layer_sizes[0]
+
+    def flow_shapes(self) -> dict[str, dict]:
+        """Per flow: features, context, hidden and MADE depth, from the geometry (nothing is built)."""
+        n_layers, size = self.n_layers, self.layer_size
+        return {
+            "energy_flow": dict(features=n_layers, context=1, hidden=self.energy_hidden,
+                                made_hidden_blocks=self.energy_made_hidden_blocks),
+            "first_layer_flow": dict(features=size, context=2, hidden=self.first_layer_hidden,
+                                     made_hidden_blocks=self.first_layer_made_hidden_blocks),
+            "layer_flow": dict(features=size, context=3 + size + (n_layers - 1), hidden=self.layer_hidden,
+                               made_hidden_blocks=self.layer_made_hidden_blocks),
+        }
+
+    def expected_num_params(self) -> dict[str, int]:
+        """Trainable parameters per flow and their `total`, from the layer shapes, without building anything."""
+        counts = {
+            name: AutoregressiveRQSFlow.expected_num_params(
+                shape["features"], shape["context"], shape["hidden"], self.num_blocks, self.num_bins,
+                shape["made_hidden_blocks"])
+            for name, shape in self.flow_shapes().items()
+        }
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+class ICaloFlow(ShowerGenerator):
+    """An iCaloFlow generator: Flow-1 (layer energies) -> Flow-2 (layer 0) -> Flow-3 (layers 1..44, inductively).
+
+    Example:
+        >>> config = ICaloFlowConfig(role="student", energy_hidden=8, first_layer_hidden=8, layer_hidden=8)
+        >>> ICaloFlow(config).generate([1024.0, 65536.0], seed=1).shape
+        (2, 6480)
+    """
+
+    def __init__(self, config: ICaloFlowConfig, name: str | None = None):
+        super().__init__(config.dataset, name=name or "icaloflow")
+        self.config = config
+        self.dtype = tf.as_dtype(config.dtype)
+        self.n_layers, self.layer_size = config.n_layers, config.layer_size
+        kinds = {"energy_flow": "maf", "first_layer_flow": "maf" if config.role == "teacher" else "iaf"}
+        kinds["layer_flow"] = kinds["first_layer_flow"]
+        with self.name_scope:
+            for index, (flow_name, shape) in enumerate(config.flow_shapes().items()):
+                flow = AutoregressiveRQSFlow(
+                    **shape,
+                    num_blocks=config.num_blocks,
+                    kind=kinds[flow_name],
+                    permutations=alternating_permutations([shape["features"]], config.num_blocks,
+                                                          config.permutation_seed + index),
+                    dropout=config.dropout,
+                    spline=config.spline,
+                    seed=config.seed + 7 * index,
+                    dtype=self.dtype,
+                    name=flow_name,
+                )
+                setattr(self, flow_name, flow)
+
+    @property
+    def has_density(self) -> bool:
+        return self.config.role == "teacher"
+
+    # ----- conditions and inputs, from raw MeV quantities ----------------------------------------
+    def incident_condition(self, incident_mev):
+        """log10(E_inc / MeV) - 4.5, (N, 1)."""
+        return tf.math.log(incident_mev) / np.log(10.0) - self.config.incident_energy_offset
+
+    def energy_logit(self, energies_mev):
+        """logit_alpha(E / 6.5e4 MeV); E / 6.5e4 is clipped to [0, 1] (a no-op on DS2/DS3, whose largest layer
+        energies are 64 172.6 and 63 606.5 MeV)."""
+        fraction = tf.clip_by_value(energies_mev / self.config.energy_unit_mev, 0.0, 1.0)
+        return logit_transform(fraction, self.config.logit_alpha)
+
+    def _noisy(self, values, seed):
+        """values + U[0, noise_mev) (MeV), independently per entry."""
+        return values + tf.random.stateless_uniform(tf.shape(values), seed, 0.0, self.config.noise_mev, self.dtype)
+
+    def shape_logit(self, layer_mev, seed):
+        """The noisy layer normalised to unit sum, in logit space, (N, layer_size)."""
+        shape = layer_normalize(self._noisy(layer_mev, seed), [self.layer_size])
+        return logit_transform(shape, self.config.logit_alpha)
+
+    def energy_flow_inputs(self, layer_energies_mev, incident_mev, seed):
+        """Flow-1 (x, c): logit of the noisy layer energies (N, 45) and log10 E_inc - 4.5 (N, 1)."""
+        x = self.energy_logit(self._noisy(layer_energies_mev, seed))
+        return x, self.incident_condition(incident_mev)
+
+    def first_layer_condition(self, incident_mev, first_layer_energy_mev):
+        """[log10 E_inc - 4.5, logit(E_0 / 6.5e4) / 4], (N, 2); E_0 (N, 1)."""
+        scaled = self.energy_logit(first_layer_energy_mev) * self.config.first_layer_energy_scale
+        return tf.concat([self.incident_condition(incident_mev), scaled], axis=-1)
+
+    def first_layer_inputs(self, layer_mev, incident_mev, seed):
+        """Flow-2 (x, c) from the raw layer 0 (N, layer_size) MeV; shape and E_0 get independent noise."""
+        shape_seed, energy_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        energy = self._noisy(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), energy_seed)
+        return self.shape_logit(layer_mev, shape_seed), self.first_layer_condition(incident_mev, energy)
+
+    def layer_condition(self, incident_mev, energy_mev, previous_energy_mev, previous_shape_logit, layer_index):
+        """Flow-3 condition [log10 E_inc - 4.5, logit(E_n/6.5e4), logit(E_{n-1}/6.5e4), previous layer's shape
+        logit, one_hot(n - 1, 44)]; energies (N, 1), layer_index (N,) integers in 1..44."""
+        one_hot = tf.one_hot(tf.cast(layer_index, tf.int32) - 1, self.n_layers - 1, dtype=self.dtype)
+        return tf.concat([self.incident_condition(incident_mev), self.energy_logit(energy_mev),
+                          self.energy_logit(previous_energy_mev), previous_shape_logit, one_hot], axis=-1)
+
+    def layer_inputs(self, layer_mev, previous_layer_mev, incident_mev, layer_index, seed):
+        """Flow-3 (x, c) from raw layers n and n-1 (N, layer_size) MeV; every noisy quantity has its own noise."""
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        energy = self._noisy(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), seeds[0])
+        previous_energy = self._noisy(tf.reduce_sum(previous_layer_mev, axis=-1, keepdims=True), seeds[1])
+        condition = self.layer_condition(incident_mev, energy, previous_energy,
+                                         self.shape_logit(previous_layer_mev, seeds[2]), layer_index)
+        return self.shape_logit(layer_mev, seeds[3]), condition
+
+    def preprocess(self, showers_mev, incident_energies_mev, seed: int):
+        """Training inputs of the three flows from showers (N, V) and incident energies (N, 1) in MeV.
+
+        Returns:
+            dict with `energy_flow_x` (N, 45), `energy_flow_c` (N, 1), `first_layer_flow_x` (N, L),
+            `first_layer_flow_c` (N, 2), `layer_flow_x` (44 N, L) and `layer_flow_c` (44 N, 3 + L + 44);
+            the Flow-3 rows are shower-major (shower 0 layers 1..44, shower 1 ...).
+        """
+        layers = tf.reshape(tf.convert_to_tensor(np.asarray(showers_mev, np.float64), self.dtype),
+                            [-1, self.n_layers, self.layer_size])
+        incident = tf.reshape(tf.convert_to_tensor(np.asarray(incident_energies_mev, np.float64), self.dtype), [-1, 1])
+        seeds = tf.unstack(tf.random.experimental.stateless_split(tf.constant([int(seed), 29], tf.int64), 3))
+        inputs = {}
+        inputs["energy_flow_x"], inputs["energy_flow_c"] = self.energy_flow_inputs(
+            tf.reduce_sum(layers, axis=-1), incident, seeds[0])
+        inputs["first_layer_flow_x"], inputs["first_layer_flow_c"] = self.first_layer_inputs(
+            layers[:, 0], incident, seeds[1])
+        later = self.n_layers - 1
+        inputs["layer_flow_x"], inputs["layer_flow_c"] = self.layer_inputs(
+            tf.reshape(layers[:, 1:], [-1, self.layer_size]), tf.reshape(layers[:, :-1], [-1, self.layer_size]),
+            tf.repeat(incident, later, axis=0), tf.tile(tf.range(1, self.n_layers), [tf.shape(layers)[0]]), seeds[2])
+        return inputs
+
+    # ----- generation ---------------------------------------------------------------------------
+    def _cut(self, energies_mev):
+        """Values below the threshold (15 keV) set to 0."""
+        return tf.where(energies_mev < self.config.threshold_mev, tf.zeros_like(energies_mev), energies_mev)
+
+    def _layer_from_logits(self, logits, energy_mev):
+        """Flow-2/3 output -> layer in MeV: clamped inverse logit times E_n, no renormalisation, then the cut."""
+        return self._cut(inverse_logit_transform(logits, self.config.logit_alpha, clamp=True) * energy_mev)
+
+    def sample_layer_energies(self, incident_mev, seed):
+        """Layer energies (N, 45) MeV from Flow-1 for E_inc (N, 1) MeV, values below 15 keV set to 0."""
+        logits = self.energy_flow.sample(self.incident_condition(incident_mev), seed)
+        fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
+        return self._cut(fractions * self.config.energy_unit_mev)
+
+    def _next_layer(self, previous_layer, incident, energies, index, seed):
+        """Layer `index` (a scalar tensor in 1..44) given the generated layer index - 1 and Flow-1's energies."""
+        noise_seed, flow_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        energy = tf.gather(energies, [index], axis=1)
+        previous_energy = tf.gather(energies, [index - 1], axis=1)
+        previous_shape = self.shape_logit(previous_layer, noise_seed)
+        condition = self.layer_condition(incident, energy, previous_energy, previous_shape,
+                                         tf.fill(tf.shape(incident)[:1], index))
+        return self._layer_from_logits(self.layer_flow.sample(condition, flow_seed), energy)
+
+    def sample_showers(self, incident_energies, seed):
+        """Showers (N, V) float32 MeV for E_inc (N, 1) MeV: Flow-1, then layer 0 from Flow-2, then layers 1..44
+        one after the other from Flow-3 (a `tf.while_loop`, so the graph holds Flow-3 once)."""
+        seed = tf.convert_to_tensor(seed, tf.int32)
+        incident = tf.cast(incident_energies, self.dtype)
+        energy_seed, first_seed, layers_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        energies = self.sample_layer_energies(incident, energy_seed)
+        first_logits = self.first_layer_flow.sample(self.first_layer_condition(incident, energies[:, :1]), first_seed)
+        first_layer = self._layer_from_logits(first_logits, energies[:, :1])
+        layers = tf.TensorArray(self.dtype, size=self.n_layers, element_shape=first_layer.shape)
+
+        def body(index, previous_layer, layers):
+            layer_seed = tf.random.experimental.stateless_fold_in(layers_seed, index)
+            layer = self._next_layer(previous_layer, incident, energies, index, layer_seed)
+            return index + 1, layer, layers.write(index, layer)
+
+        _, _, layers = tf.while_loop(lambda index, *_: index < self.n_layers, body,
+                                     (tf.constant(1), first_layer, layers.write(0, first_layer)))
+        showers = tf.reshape(tf.transpose(layers.stack(), [1, 0, 2]), [-1, self.n_layers * self.layer_size])
+        return tf.cast(showers, tf.float32)
+
+    # ----- density ------------------------------------------------------------------------------
+    def log_prob(self, showers, incident_energies, seed: int = 0):
+        """log p per shower: Flow-1 + Flow-2 + the 44 Flow-3 terms, in the preprocessed (logit) coordinates.
+
+        Only teachers have a one-pass density; a student's would need D sequential passes per block.
+        """
+        if not self.has_density:
+            raise NotImplementedError("iCaloFlow students have no one-pass density; use the teacher for log_prob.")
+        inputs = self.preprocess(showers, incident_energies, seed)
+        layer_terms = self.layer_flow.log_prob(inputs["layer_flow_x"], inputs["layer_flow_c"])
+        return (self.energy_flow.log_prob(inputs["energy_flow_x"], inputs["energy_flow_c"])
+                + self.first_layer_flow.log_prob(inputs["first_layer_flow_x"], inputs["first_layer_flow_c"])
+                + tf.reduce_sum(tf.reshape(layer_terms, [-1, self.n_layers - 1]), axis=-1))

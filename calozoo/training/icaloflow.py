@@ -1,0 +1,175 @@
+"""How iCaloFlow is trained: the teacher's three flows by likelihood, the student's Flow-2/3 by density distillation.
+
+Every step draws fresh noise (as the reference's data loader does per item): the flows see the raw showers,
+and `ICaloFlow.*_inputs` turn a batch into (x, condition) inside the compiled step. Flow-3 trains on one
+row per (shower, layer n = 1..44) pair, gathered from the showers in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow
+from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
+from calozoo.training.likelihood import train_by_likelihood
+from calozoo.training.trainer import TrainingResult
+
+__all__ = ["TEACHER_TRAINING", "STUDENT_TRAINING", "train_icaloflow", "FlowData"]
+
+
+def _onecycle(max_lr, div_factor, **extra):
+    return {"name": "onecycle", "max_lr": max_lr, "div_factor": div_factor, **extra}
+
+
+# The DS2 recipes of MODELS.md section 3.3 (batch 1000); the YAML configs override any entry.
+TEACHER_TRAINING = {
+    "validation_fraction": 0.3,
+    "energy_flow": {"batch_size": 1000, "epochs": 500,
+                    "schedule": _onecycle(1e-4, 10.0, final_div_factor=10.0, three_phase=True)},
+    "first_layer_flow": {"batch_size": 1000, "epochs": 200, "schedule": _onecycle(1e-3, 50.0, three_phase=True)},
+    "layer_flow": {"batch_size": 1000, "epochs": 60, "schedule": _onecycle(1e-3, 50.0, three_phase=True)},
+}
+STUDENT_TRAINING = {
+    "validation_fraction": 0.3,
+    "first_layer_flow": {"batch_size": 1000, "epochs": 400, "beta": 0.5, "schedule": _onecycle(1e-3, 25.0)},
+    "layer_flow": {"batch_size": 1000, "epochs": 100, "beta": 0.5, "schedule": _onecycle(5e-4, 25.0)},
+}
+
+
+def _merged(defaults: dict, settings: dict | None) -> dict:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}
+    for key, value in (settings or {}).items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
+class FlowData:
+    """The raw training material of the three flows, and the seeded (x, c) batches built from it.
+
+    Args:
+        model: the iCaloFlow whose `*_inputs` define the preprocessing.
+        showers, energies: (N, V) and (N, 1) MeV.
+    """
+
+    def __init__(self, model: ICaloFlow, showers, energies):
+        self.model = model
+        layers = np.asarray(showers, np.float64).reshape(-1, model.n_layers, model.layer_size)
+        self.energies = np.asarray(energies, np.float64).reshape(-1, 1)
+        self.layer_energies = layers.sum(axis=-1)
+        self.first_layers = layers[:, 0]
+        self.layers = tf.constant(layers, model.dtype)  # gathered per Flow-3 batch
+        rows, later = np.meshgrid(np.arange(len(layers)), np.arange(1, model.n_layers), indexing="ij")
+        self.layer_rows = [rows.ravel(), later.ravel()]
+
+    def arrays(self, flow_name: str) -> list[np.ndarray]:
+        """The row-aligned arrays `train_loop` batches for one flow."""
+        if flow_name == "energy_flow":
+            return [self.layer_energies, self.energies]
+        if flow_name == "first_layer_flow":
+            return [self.first_layers, self.energies]
+        return self.layer_rows
+
+    def inputs(self, flow_name: str, seed, *batch):
+        """(x, c) of one batch of `arrays(flow_name)`, with fresh noise from `seed` (int[2])."""
+        model = self.model
+        if flow_name == "energy_flow":
+            return model.energy_flow_inputs(tf.cast(batch[0], model.dtype), tf.cast(batch[1], model.dtype), seed)
+        if flow_name == "first_layer_flow":
+            return model.first_layer_inputs(tf.cast(batch[0], model.dtype), tf.cast(batch[1], model.dtype), seed)
+        rows, index = batch
+        layer = tf.gather_nd(self.layers, tf.stack([rows, index], axis=-1))
+        previous = tf.gather_nd(self.layers, tf.stack([rows, index - 1], axis=-1))
+        incident = tf.gather(tf.constant(self.energies, model.dtype), rows)
+        return model.layer_inputs(layer, previous, incident, index, seed)
+
+    def fixed_inputs(self, flow_name: str, seed: int, chunk: int = 10_000) -> list[tuple]:
+        """(x, c) of every row with noise drawn once from `seed`, in chunks of `chunk` rows (validation)."""
+        arrays = self.arrays(flow_name)
+        return [self.inputs(flow_name, tf.constant([seed, start], tf.int64),
+                            *[a[start : start + chunk] for a in arrays])
+                for start in range(0, len(arrays[0]), chunk)]
+
+
+def _validation_nll(flow, batches):
+    """Mean -log p over fixed (x, c) chunks, compiled once."""
+    log_prob = tf.function(lambda x, c: tf.reduce_sum(flow.log_prob(x, c)), reduce_retracing=True)
+    count = sum(int(x.shape[0]) for x, _ in batches)
+    return lambda: -sum(float(log_prob(x, c)) for x, c in batches) / count
+
+
+def _train_teacher_flow(model, flow_name, train, valid, spec, checkpoint_dir, resume, seed, progress,
+                        strategy=None):
+    generator = tf.random.Generator.from_seed(seed + 101)
+
+    def inputs(*batch):
+        return train.inputs(flow_name, generator.make_seeds(1)[:, 0], *batch)
+
+    return train_by_likelihood(getattr(model, flow_name), train.arrays(flow_name), spec,
+                               validation_nll=_validation_nll(getattr(model, flow_name),
+                                                              valid.fixed_inputs(flow_name, seed + 1)),
+                               checkpoint_dir=f"{checkpoint_dir}/{flow_name}", inputs=inputs, resume=resume,
+                               seed=seed, progress=progress, description=flow_name,
+                               strategy=strategy)
+
+
+def _distill_flow(student, teacher, flow_name, train, spec, checkpoint_dir, resume, seed, progress,
+                  strategy=None):
+    def inputs(generator, *batch):
+        x, condition = train.inputs(flow_name, generator.make_seeds(1)[:, 0], *batch)
+        return x, condition, condition  # iCaloFlow's z-pass reuses the data conditions
+
+    return train_by_distillation(getattr(teacher, flow_name), getattr(student, flow_name), train.arrays(flow_name),
+                                 spec, inputs=inputs, checkpoint_dir=f"{checkpoint_dir}/{flow_name}", resume=resume,
+                                 seed=seed, progress=progress, description=f"student {flow_name}",
+                                 strategy=strategy)
+
+
+def adopt_teacher_parts(student: ICaloFlow, teacher: ICaloFlow) -> None:
+    """The student reuses the teacher's Flow-1 and, position by position, the permutations of Flow-2/3."""
+    copy_variables(student.energy_flow, teacher.energy_flow)
+    for flow_name in FLOW_NAMES[1:]:
+        adopt_permutations(getattr(student, flow_name), getattr(teacher, flow_name))
+
+
+def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teacher: ICaloFlow | None = None,
+                    settings: dict | None = None, epochs: int | None = None, resume: bool = False, seed: int = 0,
+                    progress: bool = True, parts: tuple[str, ...] | None = None,
+                    strategy=None) -> dict[str, TrainingResult]:
+    """Trains `model` on showers (N, V) / energies (N, 1) in MeV (a training split); one result per trained flow.
+
+    A teacher trains Flow-1, Flow-2 and Flow-3 by likelihood, keeping each flow's best epoch on a further
+    `validation_fraction` split; a student needs a trained `teacher`, takes its Flow-1 and permutations and
+    distils Flow-2 and Flow-3 from it (best epoch by mean KL).
+
+    Args:
+        settings: per-flow {'batch_size', 'epochs', 'schedule', ('beta')} overriding the paper recipe.
+        epochs: overrides every flow's epoch count.
+        parts: the flows to train (default: all of the role's).
+    """
+    if model.config.role == "teacher":
+        settings, trainable = _merged(TEACHER_TRAINING, settings), FLOW_NAMES
+    elif teacher is None or teacher.config.role != "teacher":
+        raise ValueError("Training an iCaloFlow student needs a trained teacher: pass `teacher=` "
+                         "(see `calozoo train --teacher`).")
+    else:
+        settings, trainable = _merged(STUDENT_TRAINING, settings), FLOW_NAMES[1:]
+    parts = trainable if parts is None else tuple(parts)
+    unknown = sorted(set(parts) - set(trainable))
+    if unknown:
+        raise ValueError(f"`parts` {unknown} cannot be trained for a {model.config.role}; "
+                         f"choose from {list(trainable)}.")
+    if epochs is not None:
+        for flow_name in parts:
+            settings[flow_name]["epochs"] = int(epochs)
+    order = np.random.default_rng(seed).permutation(len(showers))
+    n_val = int(round(settings["validation_fraction"] * len(showers)))
+    train = FlowData(model, showers[order[n_val:]], energies[order[n_val:]])
+    if model.config.role == "teacher":
+        valid = FlowData(model, showers[order[:n_val]], energies[order[:n_val]])
+        return {name: _train_teacher_flow(model, name, train, valid, settings[name], checkpoint_dir, resume, seed,
+                                          progress, strategy) for name in parts}
+    adopt_teacher_parts(student=model, teacher=teacher)
+    return {name: _distill_flow(model, teacher, name, train, settings[name], checkpoint_dir, resume, seed, progress,
+                                strategy)
+            for name in parts}

@@ -1,0 +1,220 @@
+"""Tests of calozoo.models.icaloflow and calozoo.training.icaloflow: iCaloFlow for CaloChallenge DS2/DS3."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import calozoo as zoo
+from calozoo.data.files import read_showers
+from calozoo.models.base import seed_pair
+from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow, ICaloFlowConfig
+from calozoo.preprocessing import inverse_logit_transform, logit_transform
+from calozoo.training.icaloflow import train_icaloflow
+
+DS2_FILE = Path("/work/shared/geant4/ds2_electrons_g4_train.h5")
+TINY = dict(energy_hidden=8, first_layer_hidden=8, layer_hidden=8, num_blocks=2)
+needs_data = pytest.mark.skipif(not DS2_FILE.is_file(), reason=f"{DS2_FILE} (GEANT4 DS2 subset) is not here")
+
+
+@pytest.fixture(scope="module")
+def ds2():
+    """The first 40 real DS2 electron showers: (incident energies (40, 1), showers (40, 6480)) MeV."""
+    return read_showers(DS2_FILE, n_voxels=6480, stop=40)
+
+
+def tiny(role="teacher", **overrides):
+    return ICaloFlow(ICaloFlowConfig(role=role, **{**TINY, **overrides}))
+
+
+# ----- parameter counts of the paper configurations, without building them ------------------------
+PAPER_COUNTS = {
+    # name: (config, {flow: count}), MODELS.md section 3.2
+    "ds2-teacher": (dict(dataset="2"), {"energy_flow": 2_752_600, "first_layer_flow": 8_165_248,
+                                        "layer_flow": 8_552_320, "total": 19_470_168}),
+    "ds2-student": (dict(dataset="2", role="student", layer_hidden=384),
+                    {"layer_flow": 13_601_664, "total": 24_519_512}),
+    "ds3-teacher": (dict(dataset="3"), {"first_layer_flow": 45_463_264, "layer_flow": 46_872_288,
+                                        "total": 95_088_152}),
+}
+
+
+@pytest.mark.parametrize("name", list(PAPER_COUNTS))
+def test_paper_parameter_counts(name):
+    config, expected = PAPER_COUNTS[name]
+    counts = ICaloFlowConfig(**config).expected_num_params()
+    assert {k: counts[k] for k in expected} == expected
+
+
+def test_published_totals():
+    """19.5 M / 95.1 M teachers; DS2 training footprint 41.2 M (teacher + student Flow-2/3), DS3 187.4 M."""
+    ds2, ds3 = ICaloFlowConfig(dataset="2").expected_num_params(), ICaloFlowConfig(dataset="3").expected_num_params()
+    student = ICaloFlowConfig(dataset="2", role="student", layer_hidden=384).expected_num_params()
+    assert round(ds2["total"] / 1e6, 1) == 19.5 and round(ds3["total"] / 1e6, 1) == 95.1
+    assert round(student["total"] / 1e6, 1) == 24.5
+    assert round((ds2["total"] + student["first_layer_flow"] + student["layer_flow"]) / 1e6, 1) == 41.2
+    assert round((2 * ds3["total"] - ds3["energy_flow"]) / 1e6, 1) == 187.4
+
+
+@pytest.mark.parametrize("name, total", [("icaloflow-ds2-electron-teacher", 19_470_168),
+                                         ("icaloflow-ds2-electron-student", 24_519_512),
+                                         ("icaloflow-ds3-electron-teacher", 95_088_152),
+                                         ("icaloflow-ds3-electron-student", 95_088_152)])
+def test_registered_configs_are_the_paper_ones(name, total):
+    entry = zoo.get_entry(name)
+    assert entry.family == "icaloflow"
+    assert ICaloFlowConfig.from_dict(entry.config).expected_num_params()["total"] == total
+
+
+def test_depth_of_flow_3_is_4_minus_the_dataset():
+    assert ICaloFlowConfig(dataset="2").layer_made_hidden_blocks == 2
+    assert ICaloFlowConfig(dataset="3").layer_made_hidden_blocks == 1
+    assert ICaloFlowConfig(dataset="3").to_dict()["layer_made_hidden_blocks"] == 1
+
+
+def test_a_built_tiny_model_has_the_expected_count():
+    model = tiny()
+    expected = model.config.expected_num_params()
+    assert model.num_params == expected["total"]
+    for flow_name in FLOW_NAMES:
+        assert getattr(model, flow_name).num_params == expected[flow_name]
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="dataset '2' or '3'; got '1-photons'"):
+        ICaloFlowConfig(dataset="1-photons")
+    with pytest.raises(ValueError, match="`role` must be 'teacher' or 'student'; got 'pupil'"):
+        ICaloFlowConfig(role="pupil")
+    with pytest.raises(ValueError, match=r"Unknown iCaloFlow setting\(s\) \['hiden'\]"):
+        ICaloFlowConfig.from_dict({"hiden": 3})
+
+
+# ----- structure ------------------------------------------------------------------------------------
+def test_teacher_and_student_kinds_and_global_permutations():
+    teacher, student = tiny(num_blocks=4), tiny("student", num_blocks=4)
+    assert [getattr(teacher, f).kind for f in FLOW_NAMES] == ["maf", "maf", "maf"]
+    assert [getattr(student, f).kind for f in FLOW_NAMES] == ["maf", "iaf", "iaf"]
+    permutations = [p.permutation.numpy() for p in teacher.layer_flow.permutations]
+    assert len(permutations) == 3  # the one after the last block is dropped
+    np.testing.assert_array_equal(permutations[0], np.arange(143, -1, -1))  # global reverse
+    np.testing.assert_array_equal(permutations[2], np.arange(143, -1, -1))
+    assert not np.array_equal(permutations[1], np.arange(144)) and sorted(permutations[1]) == list(range(144))
+    for mine, theirs in zip(student.layer_flow.permutations, teacher.layer_flow.permutations):
+        np.testing.assert_array_equal(mine.permutation.numpy(), theirs.permutation.numpy())
+
+
+# ----- preprocessing: the constants of MODELS.md 3.1 --------------------------------------------------
+@needs_data
+def test_preprocess_shapes_and_constants(ds2):
+    energies, showers = ds2
+    model = tiny()
+    inputs = {k: v.numpy() for k, v in model.preprocess(showers, energies, seed=3).items()}
+    n = len(energies)
+    assert {k: v.shape for k, v in inputs.items()} == {
+        "energy_flow_x": (n, 45), "energy_flow_c": (n, 1), "first_layer_flow_x": (n, 144),
+        "first_layer_flow_c": (n, 2), "layer_flow_x": (44 * n, 144), "layer_flow_c": (44 * n, 191)}
+    layers = showers.astype(np.float64).reshape(n, 45, 144)
+    sums = layers.sum(-1)
+    np.testing.assert_allclose(inputs["energy_flow_c"], np.log10(energies) - 4.5, rtol=0, atol=1e-12)
+    def assert_noise_of_5_kev(logits, exact, what):
+        noise = inverse_logit_transform(logits, 1e-6).numpy() * 6.5e4 - exact
+        assert -1e-6 < noise.min() and noise.max() < 5e-3 + 1e-6, f"{what}: noise is not U[0, 5e-3) MeV"
+
+    assert_noise_of_5_kev(inputs["energy_flow_x"], sums, "Flow-1 layer energies")
+    assert_noise_of_5_kev(4.0 * inputs["first_layer_flow_c"][:, 1], sums[:, 0], "Flow-2 condition logit(E_0)/4")
+    first_shape = inverse_logit_transform(inputs["first_layer_flow_x"], 1e-6).numpy()
+    np.testing.assert_allclose(first_shape.sum(-1), 1.0, atol=1e-9)
+    condition = inputs["layer_flow_c"].reshape(n, 44, 191)
+    assert_noise_of_5_kev(condition[..., 1], sums[:, 1:], "Flow-3 condition E_n")
+    assert_noise_of_5_kev(condition[..., 2], sums[:, :-1], "Flow-3 condition E_n-1")
+    previous_shape = inverse_logit_transform(condition[..., 3:147], 1e-6).numpy()
+    np.testing.assert_allclose(previous_shape.sum(-1), 1.0, atol=1e-9)
+    np.testing.assert_array_equal(condition[..., 147:].argmax(-1), np.tile(np.arange(44), (n, 1)))
+    np.testing.assert_array_equal(condition[..., 147:].sum(-1), 1.0)
+
+
+# ----- flows: invertibility and density ---------------------------------------------------------------
+@needs_data
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_layer_flow_round_trip(ds2, role):
+    energies, showers = ds2
+    model = tiny(role)
+    inputs = model.preprocess(showers[:4], energies[:4], seed=0)
+    x, c = inputs["layer_flow_x"][:8], inputs["layer_flow_c"][:8]
+    z = model.layer_flow.to_base(x, c)
+    back = model.layer_flow.to_data(tf.identity(z.output), c)
+    np.testing.assert_allclose(back.output.numpy(), x.numpy(), atol=1e-7)
+    np.testing.assert_allclose(back.logdet.numpy(), -z.logdet.numpy(), rtol=1e-9, atol=1e-6)
+
+
+@needs_data
+def test_teacher_log_prob_is_finite_per_shower_and_students_refuse(ds2):
+    energies, showers = ds2
+    log_prob = tiny().log_prob(showers[:5], energies[:5]).numpy()
+    assert log_prob.shape == (5,) and np.isfinite(log_prob).all()
+    with pytest.raises(NotImplementedError, match="use the teacher"):
+        tiny("student").log_prob(showers[:5], energies[:5])
+
+
+# ----- generation ---------------------------------------------------------------------------------------
+def test_layer_from_logits_scales_without_renormalising_and_cuts_at_15_kev():
+    model = tiny()
+    fractions = np.array([[0.5, 0.3, 0.001, 0.0]])
+    energy = np.array([[10.0]])  # MeV -> 5, 3, 0.01 (below 15 keV), 0
+    layer = model._layer_from_logits(logit_transform(fractions), energy).numpy()
+    np.testing.assert_allclose(layer, [[5.0, 3.0, 0.0, 0.0]], atol=1e-9)
+
+
+def test_student_generates_showers_layer_by_layer():
+    model = tiny("student")
+    sample = model.sampler(jit_compile=False)
+    energies = tf.constant([[1_500.0], [40_000.0], [700_000.0]], tf.float32)
+    showers = sample(energies, seed_pair(4)).numpy()
+    assert showers.shape == (3, 6480) and showers.dtype == np.float32
+    assert np.isfinite(showers).all()
+    assert np.all((showers == 0) | (showers >= 1.5e-2)), "a voxel between 0 and 15 keV survived the cut"
+    np.testing.assert_array_equal(showers, sample(energies, seed_pair(4)).numpy())
+    assert not np.array_equal(showers, sample(energies, seed_pair(5)).numpy())
+    layer_energies = model.sample_layer_energies(tf.constant([[2_000.0]], tf.float64), seed_pair(1)).numpy()
+    assert layer_energies.shape == (1, 45) and np.all((layer_energies == 0) | (layer_energies >= 1.5e-2))
+
+
+# ----- training -------------------------------------------------------------------------------------------
+FAST = {"validation_fraction": 0.25}
+for _flow in FLOW_NAMES:
+    # batch sizes that divide the 30 training showers (x 44 layers): one compiled step per flow
+    FAST[_flow] = {"batch_size": 120 if _flow == "layer_flow" else 64, "beta": 0.5,
+                   "schedule": {"name": "constant", "lr": 3e-3}}
+
+
+@needs_data
+def test_each_teacher_flow_lowers_its_nll(ds2, tmp_path):
+    energies, showers = ds2
+    results = train_icaloflow(tiny(), showers, energies, tmp_path, settings=FAST, epochs=3, progress=False)
+    assert set(results) == set(FLOW_NAMES)
+    for flow_name, result in results.items():
+        losses = [h["loss"] for h in result.history]
+        assert losses[-1] < losses[0], f"{flow_name}: training NLL did not decrease: {losses}"
+        assert np.isfinite(result.best_metric)
+
+
+@needs_data
+def test_student_distillation_loss_decreases_and_reuses_the_teacher(ds2, tmp_path):
+    energies, showers = ds2
+    teacher, student = tiny(seed=1), tiny("student", seed=2, permutation_seed=9)
+    results = train_icaloflow(student, showers, energies, tmp_path, teacher=teacher, settings=FAST, epochs=3,
+                              progress=False)
+    assert set(results) == {"first_layer_flow", "layer_flow"}
+    for flow_name, result in results.items():
+        losses = [h["loss"] for h in result.history]
+        assert losses[-1] < losses[0], f"student {flow_name}: distillation loss did not decrease: {losses}"
+    for mine, theirs in zip(student.energy_flow.variables, teacher.energy_flow.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    for mine, theirs in zip(student.layer_flow.permutations, teacher.layer_flow.permutations):
+        np.testing.assert_array_equal(mine.permutation.numpy(), theirs.permutation.numpy())
+
+
+def test_a_student_needs_a_teacher(tmp_path):
+    with pytest.raises(ValueError, match="needs a trained teacher"):
+        train_icaloflow(tiny("student"), np.ones((4, 6480)), np.ones((4, 1)) * 1e4, tmp_path, progress=False)

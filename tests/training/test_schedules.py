@@ -1,0 +1,17 @@
+"""Tests of calozoo.training.schedules: the multistep schedule (the DS3 iCaloFlow recipe)."""
+
+import numpy as np
+import pytest
+
+from calozoo.training.schedules import make_schedule
+
+
+def test_multistep_decays_at_fractions_of_the_run():
+    schedule = make_schedule({"name": "multistep", "lr": 1e-4, "milestone_fractions": [0.5, 0.75], "gamma": 0.5}, 100)
+    values = [float(schedule(step)) for step in (0, 50, 51, 75, 76, 99)]
+    np.testing.assert_allclose(values, [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5], rtol=1e-6)
+
+
+def test_multistep_rejects_milestones_outside_the_run():
+    with pytest.raises(ValueError, match=r"`milestone_fractions` must lie in \(0, 1\); got \[1.5\]"):
+        make_schedule({"name": "multistep", "lr": 1e-4, "milestone_fractions": [1.5], "gamma": 0.5}, 100)
