@@ -133,16 +133,23 @@ def compute_features(showers: np.ndarray, energies: np.ndarray, geometry: Geomet
         layer_ids=geometry.layer_ids, alpha_layer_ids=tuple(geometry.layers[i].id for i in alpha_layers))
 
 
-def high_level_vector(features: HighLevelFeatures) -> np.ndarray:
+def high_level_vector(features: HighLevelFeatures, relative_energies: bool = False) -> np.ndarray:
     """The cls-high / FPD feature vector (N, 1 + 3L + 4A + 1) in the official order (EVALUATION.md section 5).
 
     Lengths: 30 (1-photons), 46 (1-pions), 362 (DS2 and DS3).
+
+    Args:
+        relative_energies: write log10((E_layer + 1e-8) / E_inc) and log10((E_tot + 1e-8) / E_inc) instead of
+            log10(E_layer + 1e-8) and log10(E_tot + 1e-8). The same information (log10 E_inc stays in column 0),
+            in coordinates where axis-aligned trees (cls-hgb) can see an energy-scale error.
     """
-    blocks = [np.log10(features.incident_energy)[:, None],
-              np.log10(features.layer_energy + LOG_EPSILON),
+    log_e_inc = np.log10(features.incident_energy)[:, None]
+    offset = log_e_inc if relative_energies else 0.0
+    blocks = [log_e_inc,
+              np.log10(features.layer_energy + LOG_EPSILON) - offset,
               features.ec_eta / 100.0, features.ec_phi / 100.0,
               features.width_eta / 100.0, features.width_phi / 100.0,
-              np.log10(features.total_energy + LOG_EPSILON)[:, None],
+              np.log10(features.total_energy + LOG_EPSILON)[:, None] - offset,
               features.sparsity, features.ec_r / 100.0, features.width_r / 100.0]
     return np.concatenate(blocks, axis=1)
 
