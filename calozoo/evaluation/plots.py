@@ -77,12 +77,12 @@ def plot_histogram_group(group: str, keys: list[str], edges: dict, gen_values: d
     plt, figure, axes = _grid(len(keys))
     for axis, key in zip(axes, keys):
         bins = edges[key]
-        for values, label, style in ((ref_values[key], "reference", "stepfilled"), (gen_values[key], "generated", "step")):
+        for values, label, filled in ((ref_values[key], "reference", True), (gen_values[key], "generated", False)):
             counts = values if group == "voxel_energy" else np.histogram(values, bins=bins)[0]
             total = counts.sum()
             density = counts / (total * np.diff(bins)) if total > 0 else np.zeros(len(bins) - 1)
-            axis.hist(bins[:-1], bins=bins, weights=density, histtype=style, alpha=0.5 if style == "stepfilled" else 1,
-                      label=label if label == "reference" else f"generated\nS = {powers.get(key, float('nan')):.4f}")
+            axis.stairs(density, bins, fill=filled, alpha=0.5 if filled else 1.0,
+                        label=label if filled else f"generated\nS = {powers.get(key, float('nan')):.4f}")
         if group in ("e_layer", "voxel_energy"):
             axis.set_xscale("log")
             axis.set_yscale("log")
