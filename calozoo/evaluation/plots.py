@@ -64,7 +64,7 @@ def plot_average_showers(gen_mean: np.ndarray, ref_mean: np.ndarray, geometry: G
             axis.set_title(f"layer {layer.id} {label}", fontsize=7)
         figure.colorbar(mesh, ax=axis, fraction=0.05, pad=0.05).ax.tick_params(labelsize=5)
     figure.suptitle("average shower per layer (MeV per voxel)")
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.02, right=0.95, bottom=0.02, top=0.95, hspace=0.35, wspace=0.3)
     figure.savefig(path, dpi=70)
     plt.close(figure)
     return path
@@ -90,7 +90,8 @@ def plot_histogram_group(group: str, keys: list[str], edges: dict, gen_values: d
         axis.set_xlabel(HISTOGRAM_LABELS.get(group, group), fontsize=7)
         axis.tick_params(labelsize=6)
         axis.legend(fontsize=6)
-    figure.tight_layout()
+    # tight_layout measures every tick label and was half of the plotting time; fixed margins instead
+    figure.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.95, hspace=0.55, wspace=0.35)
     figure.savefig(path, dpi=70)
     plt.close(figure)
     return path
@@ -109,7 +110,6 @@ def plot_correlations(gen_matrix: np.ndarray, ref_matrix: np.ndarray, layer_ids,
         axis.set_xticks(ticks, [str(layer_ids[t]) for t in ticks])
         axis.set_yticks(ticks, [str(layer_ids[t]) for t in ticks])
         figure.colorbar(image, ax=axis, fraction=0.046)
-    figure.tight_layout()
     figure.savefig(path, dpi=70)
     plt.close(figure)
     return path
