@@ -126,7 +126,6 @@ class _Run:
         (self.gen_e, self.gen_s), (self.ref_e, self.ref_s) = gen, ref
         self.geometry, self.settings, self.repeats, self.seed = geometry, settings, repeats, seed
         self.workdir, self.progress, self.prdc_max_samples = workdir, progress, prdc_max_samples
-        self.results: dict = {}
         self.plots: list[tuple[str, str]] = []
         self._features = None
 
@@ -202,9 +201,15 @@ class _Run:
 
     def prdc(self) -> dict:
         threshold = self.geometry.evaluation_threshold_mev
-        real = distances.prdc_inputs(threshold_showers(self.ref_s, threshold))
-        fake = distances.prdc_inputs(threshold_showers(self.gen_s, threshold))
-        result = distances.prdc(real, fake, nearest_k=5, max_samples=self.prdc_max_samples, seed=self.seed)
+        rng = np.random.default_rng(self.seed)
+        samples = []
+        for showers in (self.ref_s, self.gen_s):
+            # Subsample before the float64 copy: DS3 showers are 40,500 voxels wide.
+            if self.prdc_max_samples is not None and len(showers) > self.prdc_max_samples:
+                showers = showers[np.sort(rng.permutation(len(showers))[: self.prdc_max_samples])]
+            samples.append(distances.prdc_inputs(threshold_showers(showers, threshold)))
+        result = distances.prdc(*samples, nearest_k=5, max_samples=None, seed=self.seed)
+        result["subsampled"] = len(samples[0]) < len(self.ref_s) or len(samples[1]) < len(self.gen_s)
         result["nearest_k"] = 5
         return result
 

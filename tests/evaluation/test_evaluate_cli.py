@@ -102,4 +102,6 @@ def test_python_api_with_arrays_and_modes():
     assert "output_dir" not in results
     same = evaluate(ref, ref, "1-pions", modes="fpd,prdc", progress=False)
     assert abs(same["fpd"]["fpd_x1e3"]) < 0.05 and same["fpd"]["n_features"] == 46
-    assert same["prdc"]["precision"] == same["prdc"]["coverage"] == 1.0
+    assert same["prdc"]["precision"] == same["prdc"]["coverage"] == 1.0 and not same["prdc"]["subsampled"]
+    cut = evaluate(gen, ref, "1-pions", modes="prdc", progress=False, prdc_max_samples=100)["prdc"]
+    assert cut["subsampled"] and cut["n_real"] == cut["n_fake"] == 100
