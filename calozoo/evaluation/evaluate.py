@@ -225,7 +225,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     if "hist" in results:
         summary = results["hist"]["summary"]
         rows += [(f"separation power, mean {group}", f"{value:.4f}") for group, value in summary.items()]
-        rows.append(("layer-energy correlation, mean |diff|",
+        rows.append(("layer-energy correlation, mean abs difference",
                      f"{results['hist']['layer_energy_correlation']['mean_abs_difference']:.4f}"))
     for mode in ("cls-low", "cls-low-normed", "cls-high"):
         if mode in results:
@@ -272,13 +272,13 @@ def render_report(results: dict, plot_files: list[tuple[str, str]]) -> str:
         r = results["prdc"]
         note = " (random subsets)" if r["subsampled"] else ""
         lines += ["## PRDC", "", f"k = {r['nearest_k']}, {r['n_real']} real and {r['n_fake']} fake showers{note}.", ""]
+    if plot_files:
+        lines += ["## Plots", ""]
+        lines += [f"### {title}\n\n![{title}]({filename})\n" for title, filename in plot_files]
     if "hist" in results:
         lines += ["## Separation power of every histogram", "", "| histogram | separation power |", "| --- | --- |"]
         lines += [f"| {key} | {value:.5f} |" for key, value in results["hist"]["separation_power"].items()]
         lines.append("")
-    if plot_files:
-        lines += ["## Plots", ""]
-        lines += [f"### {title}\n\n![{title}]({filename})\n" for title, filename in plot_files]
     return "\n".join(lines) + "\n"
 
 
