@@ -174,8 +174,8 @@ def classifier_metrics(p_test: np.ndarray, y_test: np.ndarray, p_val: np.ndarray
             "accuracy_uncalibrated": float(np.mean((p_val > 0.5) == y_val))}
 
 
-def train_and_score(x_gen: np.ndarray, x_ref: np.ndarray, dataset: str, settings: ClassifierSettings = OFFICIAL_SETTINGS,
-                    seed: int = 0, progress: bool = False) -> dict:
+def train_and_score(x_gen: np.ndarray, x_ref: np.ndarray, dataset: str,
+                    settings: ClassifierSettings = OFFICIAL_SETTINGS, seed: int = 0, progress: bool = False) -> dict:
     """One classifier run on prepared inputs (N, d) of each class; returns `classifier_metrics` plus training facts."""
     if len(x_gen) != len(x_ref):
         raise ValueError(f"The classifier needs as many generated as reference showers; got {len(x_gen)} and "

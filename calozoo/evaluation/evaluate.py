@@ -169,7 +169,8 @@ class _Run:
             groups.setdefault(feature_group(key), []).append(key)
         for group, keys in groups.items():
             self._plot(f"{group} (separation power in the legend)", f"hist_{group}.png",
-                       lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers, path))
+                       lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers,
+                                                               path))
         self._plot("layer-energy correlations", "layer_energy_correlation.png",
                    lambda path: plots.plot_correlations(*correlations, self.geometry.layer_ids, path))
 
@@ -178,7 +179,8 @@ class _Run:
         ref_mean = _mean_thresholded(self.ref_s, self.geometry)
         self._plot("average shower per layer", "average_shower.png",
                    lambda path: plots.plot_average_showers(gen_mean, ref_mean, self.geometry, path))
-        return {"mean_total_energy_generated": float(gen_mean.sum()), "mean_total_energy_reference": float(ref_mean.sum())}
+        return {"mean_total_energy_generated": float(gen_mean.sum()),
+                "mean_total_energy_reference": float(ref_mean.sum())}
 
     def dnn(self, mode: str) -> dict:
         return classifiers.run_classifier(mode, self.gen_s, self.gen_e, self.ref_s, self.ref_e, self.geometry,

@@ -117,7 +117,8 @@ def histogram_values(features: HighLevelFeatures, per_energy_panels: bool) -> di
     return values
 
 
-def histogram_edges(reference: HighLevelFeatures, geometry: Geometry, reference_voxel_max: float) -> dict[str, np.ndarray]:
+def histogram_edges(reference: HighLevelFeatures, geometry: Geometry,
+                    reference_voxel_max: float) -> dict[str, np.ndarray]:
     """Official bin edges of every histogram; E_layer and voxel edges depend on the reference maxima."""
     threshold = geometry.evaluation_threshold_mev
     edges = {"etot_einc": _etot_einc_edges(None, geometry),
