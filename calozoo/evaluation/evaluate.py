@@ -27,13 +27,13 @@ from calozoo.evaluation.features import (compute_features, high_level_vector, la
                                          threshold_showers)
 from calozoo.evaluation.separation import (feature_group, histogram_edges, histogram_values,
                                            separation_powers_from_features, summarize_separation,
-                                           voxel_energy_counts, separation_power)
+                                           separation_power, voxel_energy_counts)
 
 __all__ = ["evaluate", "MODES", "parse_modes", "summary_rows", "render_report"]
 
 MODES = ("hist", "avg", "cls-low", "cls-low-normed", "cls-high", "cls-hgb", "fpd", "prdc")
 _CLASSIFIER_MODES = ("cls-low", "cls-low-normed", "cls-high", "cls-hgb")
-_ALIASES = {"kpd": "fpd", "all": MODES}
+_ALIASES = {"kpd": ("fpd",), "all": MODES}
 
 
 def parse_modes(modes: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -43,8 +43,7 @@ def parse_modes(modes: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         if not name:
             continue
-        expanded = _ALIASES.get(name, (name,))
-        for mode in (expanded,) if isinstance(expanded, str) else expanded:
+        for mode in _ALIASES.get(name, (name,)):
             if mode not in MODES:
                 raise ValueError(f"Unknown evaluation mode '{name}'; choose from {', '.join(MODES + ('kpd', 'all'))} "
                                  f"(comma-separated).")
