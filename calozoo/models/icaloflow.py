@@ -156,8 +156,18 @@ class ICaloFlow(ShowerGenerator):
         return logit_transform(fraction, self.config.logit_alpha)
 
     def _noisy(self, values, seed):
-        """values + U[0, noise_mev) (MeV), independently per entry."""
+        """values + U[0, noise_mev) (MeV), independently per entry; with `seed=None` + the noise's mean instead
+        (the deterministic inputs of `log_prob_graph`)."""
+        if seed is None:
+            return values + 0.5 * self.config.noise_mev
         return values + tf.random.stateless_uniform(tf.shape(values), seed, 0.0, self.config.noise_mev, self.dtype)
+
+    @staticmethod
+    def _split(seed, count):
+        """`count` independent seeds from one, or `count` Nones for the deterministic path."""
+        if seed is None:
+            return [None] * count
+        return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
     def shape_logit(self, layer_mev, seed):
         """The noisy layer normalised to unit sum, in logit space, (N, layer_size)."""
@@ -176,7 +186,7 @@ class ICaloFlow(ShowerGenerator):
 
     def first_layer_inputs(self, layer_mev, incident_mev, seed):
         """Flow-2 (x, c) from the raw layer 0 (N, layer_size) MeV; shape and E_0 get independent noise."""
-        shape_seed, energy_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        shape_seed, energy_seed = self._split(seed, 2)
         energy = self._noisy(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), energy_seed)
         return self.shape_logit(layer_mev, shape_seed), self.first_layer_condition(incident_mev, energy)
 
@@ -189,25 +199,26 @@ class ICaloFlow(ShowerGenerator):
 
     def layer_inputs(self, layer_mev, previous_layer_mev, incident_mev, layer_index, seed):
         """Flow-3 (x, c) from raw layers n and n-1 (N, layer_size) MeV; every noisy quantity has its own noise."""
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        seeds = self._split(seed, 4)
         energy = self._noisy(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), seeds[0])
         previous_energy = self._noisy(tf.reduce_sum(previous_layer_mev, axis=-1, keepdims=True), seeds[1])
         condition = self.layer_condition(incident_mev, energy, previous_energy,
                                          self.shape_logit(previous_layer_mev, seeds[2]), layer_index)
         return self.shape_logit(layer_mev, seeds[3]), condition
 
-    def preprocess(self, showers_mev, incident_energies_mev, seed: int):
+    def preprocess(self, showers_mev, incident_energies_mev, seed: int | None):
         """Training inputs of the three flows from showers (N, V) and incident energies (N, 1) in MeV.
+
+        TensorFlow ops only; `seed=None` adds the noise's mean instead of a draw (see `log_prob_graph`).
 
         Returns:
             dict with `energy_flow_x` (N, 45), `energy_flow_c` (N, 1), `first_layer_flow_x` (N, L),
             `first_layer_flow_c` (N, 2), `layer_flow_x` (44 N, L) and `layer_flow_c` (44 N, 3 + L + 44);
             the Flow-3 rows are shower-major (shower 0 layers 1..44, shower 1 ...).
         """
-        layers = tf.reshape(tf.convert_to_tensor(np.asarray(showers_mev, np.float64), self.dtype),
-                            [-1, self.n_layers, self.layer_size])
-        incident = tf.reshape(tf.convert_to_tensor(np.asarray(incident_energies_mev, np.float64), self.dtype), [-1, 1])
-        seeds = tf.unstack(tf.random.experimental.stateless_split(tf.constant([int(seed), 29], tf.int64), 3))
+        layers = tf.reshape(tf.cast(tf.cast(showers_mev, tf.float64), self.dtype), [-1, self.n_layers, self.layer_size])
+        incident = tf.reshape(tf.cast(tf.cast(incident_energies_mev, tf.float64), self.dtype), [-1, 1])
+        seeds = self._split(None if seed is None else tf.constant([int(seed), 29], tf.int64), 3)
         inputs = {}
         inputs["energy_flow_x"], inputs["energy_flow_c"] = self.energy_flow_inputs(
             tf.reduce_sum(layers, axis=-1), incident, seeds[0])
@@ -271,9 +282,16 @@ class ICaloFlow(ShowerGenerator):
 
         Only teachers have a one-pass density; a student's would need D sequential passes per block.
         """
+        return self._preprocessed_log_prob(self.preprocess(showers, incident_energies, seed))
+
+    def log_prob_graph(self, showers, incident_energies):
+        """`log_prob` with every noise term replaced by its mean: deterministic, row by row (the SavedModel's
+        `log_prob` signature, see calozoo.export)."""
+        return self._preprocessed_log_prob(self.preprocess(showers, incident_energies, None))
+
+    def _preprocessed_log_prob(self, inputs):
         if not self.has_density:
             raise NotImplementedError("iCaloFlow students have no one-pass density; use the teacher for log_prob.")
-        inputs = self.preprocess(showers, incident_energies, seed)
         layer_terms = self.layer_flow.log_prob(inputs["layer_flow_x"], inputs["layer_flow_c"])
         return (self.energy_flow.log_prob(inputs["energy_flow_x"], inputs["energy_flow_c"])
                 + self.first_layer_flow.log_prob(inputs["first_layer_flow_x"], inputs["first_layer_flow_c"])

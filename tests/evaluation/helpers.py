@@ -7,7 +7,7 @@ import pytest
 
 from calozoo.data.geometry import load_geometry
 
-DS2_GEANT4 = Path("/work/shared/geant4/ds2_electrons_g4_train.h5")
+from tests._paths import DS2_GEANT4  # noqa: E402
 
 
 def synthetic_showers(dataset: str, n: int, seed: int, scale: float = 1.0):

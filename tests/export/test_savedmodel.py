@@ -118,7 +118,11 @@ def test_seeded_output_is_reproducible_and_equals_the_in_memory_model(exported):
     reloaded = tf.saved_model.load(str(path)).signatures["generate_seeded"]
     first = reloaded(incident_energies=tf.constant(ENERGIES), seed=tf.constant(seed))["showers"].numpy()
     in_session = runner.run("generate_seeded", {"incident_energies": ENERGIES, "seed": seed})["showers"]
-    np.testing.assert_allclose(first, in_memory, rtol=1e-5, atol=1e-6)
+    # The SavedModel's graph is optimised differently from the eager-built one (fused ops): float32 rounding
+    # differs in the last bits, and iCaloFlow feeds each generated layer into the next layer's condition,
+    # so over 44 inductive steps those bits grow to ~1e-3 relative. Reloaded vs TF1 session stays bit-exact.
+    inductive = type(model).__name__ == "ICaloFlow"
+    np.testing.assert_allclose(first, in_memory, rtol=2e-3 if inductive else 1e-5, atol=1e-4 if inductive else 1e-6)
     np.testing.assert_array_equal(in_session, first)
     other = runner.run("generate_seeded", {"incident_energies": ENERGIES, "seed": seed + 1})["showers"]
     assert not np.array_equal(other, first)

@@ -13,7 +13,7 @@ from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow, ICaloFlowConfig
 from calozoo.preprocessing import inverse_logit_transform, logit_transform
 from calozoo.training.icaloflow import train_icaloflow
 
-DS2_FILE = Path("/work/shared/geant4/ds2_electrons_g4_train.h5")
+from tests._paths import DS2_GEANT4 as DS2_FILE  # noqa: E402
 TINY = dict(energy_hidden=8, first_layer_hidden=8, layer_hidden=8, num_blocks=2)
 needs_data = pytest.mark.skipif(not DS2_FILE.is_file(), reason=f"{DS2_FILE} (GEANT4 DS2 subset) is not here")
 
