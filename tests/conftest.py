@@ -18,3 +18,20 @@ def _seed_everything():
     np.random.seed(SEED)
     tf.random.set_seed(SEED)
     yield
+
+
+@pytest.fixture
+def tiny_artifact(tmp_path, monkeypatch):
+    """A tiny CaloFlow DS1 photon student saved as the only artifact of `caloflow-ds1-photon-student`, in a temporary
+    root that CALOZOO_ARTIFACTS points to (the artifacts shipped in the repository are ignored)."""
+    from calozoo import registry
+    from calozoo.artifacts import write_artifact
+    from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
+
+    config = CaloFlowConfig(role="student", hidden=16, energy_hidden=8, num_blocks=2, energy_blocks=2)
+    root = tmp_path / "artifacts"
+    write_artifact(CaloFlow(config), root, "caloflow-ds1-photon-student", "caloflow", config.to_dict(), metadata={},
+                   card="tiny test model")
+    monkeypatch.setenv("CALOZOO_ARTIFACTS", str(root))
+    monkeypatch.setattr(registry, "artifact_roots", lambda: [root])
+    return root

@@ -4,24 +4,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from calozoo import registry
-from calozoo.artifacts import write_artifact
 from calozoo.export.validation import run_in_session
-from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo_tools.cli import main
 
 NAME = "caloflow-ds1-photon-student"
 
-
-@pytest.fixture
-def tiny_artifact(tmp_path, monkeypatch):
-    """A tiny student saved as the artifact of NAME in a temporary root that CALOZOO_ARTIFACTS points to."""
-    config = CaloFlowConfig(role="student", hidden=16, energy_hidden=8, num_blocks=2, energy_blocks=2)
-    root = tmp_path / "artifacts"
-    write_artifact(CaloFlow(config), root, NAME, "caloflow", config.to_dict(), metadata={}, card="tiny test model")
-    monkeypatch.setenv("CALOZOO_ARTIFACTS", str(root))
-    monkeypatch.setattr(registry, "artifact_roots", lambda: [root])  # ignore artifacts shipped in the repository
-    return root
 
 
 def test_export_command_writes_a_servable_version(tiny_artifact, tmp_path):

@@ -48,7 +48,10 @@ def exported(request, tmp_path_factory):
     tf.random.set_seed(0)
     if request.param.startswith("shipped:"):
         name = request.param.split(":", 1)[1]
-        model = calozoo.load(name, dtype="float32")
+        # float64 compute: a trained float32 flow amplifies last-bit differences between the eager and the
+        # exported graph (fused ops) through steep spline bins to ~1e-3; float64 makes the equality check exact
+        # to the float32 output's precision. The tiny cases keep the float32 export path covered.
+        model = calozoo.load(name, dtype="float64")
     else:
         name, model = request.param, tiny_caloflow(request.param.split("-")[1])
     path = export_model(model, tmp_path_factory.mktemp("served"), name)
@@ -118,11 +121,7 @@ def test_seeded_output_is_reproducible_and_equals_the_in_memory_model(exported):
     reloaded = tf.saved_model.load(str(path)).signatures["generate_seeded"]
     first = reloaded(incident_energies=tf.constant(ENERGIES), seed=tf.constant(seed))["showers"].numpy()
     in_session = runner.run("generate_seeded", {"incident_energies": ENERGIES, "seed": seed})["showers"]
-    # The SavedModel's graph is optimised differently from the eager-built one (fused ops): float32 rounding
-    # differs in the last bits, and iCaloFlow feeds each generated layer into the next layer's condition,
-    # so over 44 inductive steps those bits grow to ~1e-3 relative. Reloaded vs TF1 session stays bit-exact.
-    inductive = type(model).__name__ == "ICaloFlow"
-    np.testing.assert_allclose(first, in_memory, rtol=2e-3 if inductive else 1e-5, atol=1e-4 if inductive else 1e-6)
+    np.testing.assert_allclose(first, in_memory, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(in_session, first)
     other = runner.run("generate_seeded", {"incident_energies": ENERGIES, "seed": seed + 1})["showers"]
     assert not np.array_equal(other, first)

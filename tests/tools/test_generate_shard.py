@@ -5,23 +5,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from calozoo import registry
-from calozoo.artifacts import write_artifact
-from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo_tools.cli import main
 from calozoo_tools.generate import shard_rows, shard_seed
 
 NAME = "caloflow-ds1-photon-student"
 
-
-@pytest.fixture
-def tiny_artifact(tmp_path, monkeypatch):
-    """A tiny student saved as the only artifact of NAME."""
-    config = CaloFlowConfig(role="student", hidden=16, energy_hidden=8, num_blocks=2, energy_blocks=2)
-    root = tmp_path / "artifacts"
-    write_artifact(CaloFlow(config), root, NAME, "caloflow", config.to_dict(), metadata={}, card="tiny test model")
-    monkeypatch.setattr(registry, "artifact_roots", lambda: [root])
-    return root
 
 
 def _generate(tmp_path, filename, *options):
