@@ -58,7 +58,8 @@ def test_train_writes_an_artifact_with_a_model_card(workspace):
     assert metadata["config_changes"]["hidden"] == 8 and metadata["num_params"] > 0
     card = (directory / "MODEL_CARD.md").read_text()
     assert "SYNTHETIC" in card and "calozoo train caloflow-ds1-photon-student" in card
-    assert "list" in run("list", "caloflow-ds1-photon-*").output or "v1" in run("list", "caloflow-ds1-photon-*").output
+    listed = {line.split()[0]: line.split()[1] for line in run("list", "caloflow-ds1-photon-*").output.splitlines()}
+    assert listed["caloflow-ds1-photon-student"] == "v1"
 
 
 def test_resume_continues_from_the_last_epoch(workspace):

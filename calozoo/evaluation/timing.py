@@ -24,7 +24,7 @@ def timing_environment(model) -> dict:
         "cpu_count": os.cpu_count(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count(),
-        "dtype": getattr(model, "dtype", tf.float32).name if hasattr(getattr(model, "dtype", None), "name") else "float32",
+        "dtype": tf.as_dtype(getattr(model, "dtype", tf.float32)).name,
         "tensorflow": tf.__version__,
     }
 
