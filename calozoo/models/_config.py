@@ -12,10 +12,19 @@ __all__ = ["FlowConfig"]
 class FlowConfig:
     """Mixin for a frozen dataclass with `num_bins`, `tail_bound` and `min_bin` fields.
 
-    `family_label` names the family in the error for unknown settings.
+    `family_label` names the family in its errors; `datasets` are the datasets it models.
     """
 
     family_label = "model"
+    datasets = ()
+
+    def check_dataset_and_role(self) -> None:
+        """ValueError unless `dataset` is one of the family's and `role` is 'teacher' or 'student'."""
+        if self.dataset not in self.datasets:
+            choices = " or ".join(f"'{d}'" for d in self.datasets)
+            raise ValueError(f"{self.family_label} needs dataset {choices}; got '{self.dataset}'.")
+        if self.role not in ("teacher", "student"):
+            raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
 
     @classmethod
     def from_dict(cls, values: dict):

@@ -35,6 +35,7 @@ class CaloFlowConfig(FlowConfig):
     """Everything that defines a CaloFlow DS1 model; the defaults are the photon teacher of the paper."""
 
     family_label = "CaloFlow"
+    datasets = ("1-photons", "1-pions")
 
     dataset: str = "1-photons"
     role: str = "teacher"  # "teacher" (MAF Flow-II) or "student" (IAF Flow-II)
@@ -62,10 +63,7 @@ class CaloFlowConfig(FlowConfig):
     dtype: str = "float64"
 
     def __post_init__(self):
-        if self.dataset not in ("1-photons", "1-pions"):
-            raise ValueError(f"CaloFlow DS1 needs dataset '1-photons' or '1-pions'; got '{self.dataset}'.")
-        if self.role not in ("teacher", "student"):
-            raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
+        self.check_dataset_and_role()
 
 
 def shower_flow_permutations(layer_sizes, num_blocks: int, seed: int) -> list[np.ndarray]:

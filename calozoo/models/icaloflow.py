@@ -42,6 +42,7 @@ class ICaloFlowConfig(FlowConfig):
     """
 
     family_label = "iCaloFlow"
+    datasets = ("2", "3")
 
     dataset: str = "2"
     role: str = "teacher"  # "teacher" (MAF Flow-2/3) or "student" (IAF Flow-2/3)
@@ -67,10 +68,7 @@ class ICaloFlowConfig(FlowConfig):
     dtype: str = "float64"
 
     def __post_init__(self):
-        if self.dataset not in ("2", "3"):
-            raise ValueError(f"iCaloFlow needs dataset '2' or '3'; got '{self.dataset}'.")
-        if self.role not in ("teacher", "student"):
-            raise ValueError(f"`role` must be 'teacher' or 'student'; got '{self.role}'.")
+        self.check_dataset_and_role()
         if self.layer_made_hidden_blocks is None:
             object.__setattr__(self, "layer_made_hidden_blocks", 4 - int(self.dataset))
         if self.num_blocks < 1:
