@@ -70,6 +70,25 @@ def test_resume_continues_from_the_last_epoch(workspace):
     assert [h["epoch"] for h in metadata["training"]["teacher"]["history"]] == [1, 2]
 
 
+def test_train_set_changes_the_recipe_and_the_card_says_how(workspace, tmp_path):
+    _, data = workspace
+    run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--train-set",
+        "teacher.batch_size=64", "--workdir", tmp_path / "run", "--output", tmp_path / "out", "--no-metrics")
+    directory = tmp_path / "out" / "caloflow-ds1-photon-teacher" / "v1"
+    metadata = json.loads((directory / "metadata.json").read_text())
+    assert metadata["training_overrides"] == {"teacher.batch_size": 64}
+    assert metadata["training"]["teacher"]["steps"] == -(-metadata["training_data"]["n_train"] * 7 // 10 // 64)
+    assert "--train-set 'teacher.batch_size=64'" in (directory / "MODEL_CARD.md").read_text()
+
+
+def test_train_set_with_an_unknown_part_is_one_error_line(workspace, tmp_path):
+    _, data = workspace
+    result = run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--train-set",
+                 "flow3.epochs=2", "--workdir", tmp_path / "run", "--output", tmp_path / "out", ok=False)
+    assert_one_line_error(result, "'flow3' is not a section of the recipe")
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_with_a_mirrored_strategy(workspace, tmp_path):
     _, data = workspace
     run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--strategy", "mirrored",

@@ -20,7 +20,8 @@ from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, artifact_roots, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "train_to_artifact", "model_card_metrics", "refresh_model_card"]
+__all__ = ["default_output_root", "heldout_rows", "with_training_overrides", "train_to_artifact", "model_card_metrics",
+           "refresh_model_card"]
 
 
 def default_output_root() -> Path:
@@ -43,6 +44,35 @@ def _config_changes(paper: dict, config: dict) -> dict:
     return {k: v for k, v in config.items() if paper.get(k) != v}
 
 
+def with_training_overrides(recipe: dict, overrides: dict | None) -> dict:
+    """A copy of a training recipe with dotted-path overrides applied: `{"layer_flow.batch_size": 600}` changes one
+    entry; a dict value (`{"layer_flow.schedule": {"name": "onecycle", "max_lr": 2e-3}}`) replaces the whole entry.
+
+    Raises:
+        CalozooError: a path whose parent is not a section of the recipe.
+    """
+    import copy
+
+    result = copy.deepcopy(recipe)
+    for path, value in (overrides or {}).items():
+        *parents, leaf = path.split(".")
+        node = result
+        for depth, key in enumerate(parents):
+            if not isinstance(node.get(key), dict):
+                sections = sorted(k for k, v in node.items() if isinstance(v, dict))
+                raise CalozooError(f"training override '{path}': '{'.'.join(parents[:depth + 1])}' is not a section "
+                                   f"of the recipe; sections here: {sections}.")
+            node = node[key]
+        node[leaf] = value
+    return result
+
+
+def _yaml_flow(value) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+
+
 def _teacher_for(entry, teacher, dtype):
     """The trained teacher a student is distilled from: a name (its shipped artifact) or a model."""
     teacher = teacher or entry.extra.get("teacher")
@@ -63,7 +93,7 @@ def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: in
 def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
                       workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
                       seed: int = 0, progress: bool = True, with_metrics: bool = True,
-                      strategy: str = "none") -> Path:
+                      strategy: str = "none", training_overrides: dict | None = None) -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -72,6 +102,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         workdir: checkpoints (one per epoch; `resume=True` continues from them).
         teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
         strategy: "none", "mirrored" or "multiworker" (TF_CONFIG), see calozoo.training.distribute.
+        training_overrides: dotted paths into the YAML's training recipe (see `with_training_overrides`).
     """
     import contextlib
 
@@ -81,6 +112,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     entry = get_entry(name)
     family = REGISTRY.families[entry.family]
     config = {**entry.config, **(overrides or {})}
+    recipe = with_training_overrides(entry.training, training_overrides)
     with distribution.scope() if distribution is not None else contextlib.nullcontext():
         model = family.build(config)
     energies, showers = read_showers(data_path, n_voxels=load_geometry(model.dataset).n_voxels)
@@ -90,7 +122,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
-    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=entry.training,
+    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=recipe,
                            epochs=epochs, resume=resume, seed=seed, progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
     if worker_index() != 0:  # every worker holds the same weights; the chief writes the artifact
@@ -99,6 +131,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     metadata = {
         "num_params": model.num_params,
         "config_changes": _config_changes(entry.config, config),
+        "training_overrides": dict(training_overrides or {}),
         "training_data": {"file": str(data_path), "n_showers": int(len(energies)), "n_train": int(len(train_rows)),
                           "n_heldout": int(len(held_rows)), "heldout_fraction": heldout_fraction, "split_seed": seed,
                           "synthetic": synthetic,
@@ -108,7 +141,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
     }
     command = (f"calozoo train {name} --data {data_path} --epochs {epochs} --seed {seed}"
-               + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items()))
+               + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items())
+               + "".join(f" --train-set '{k}={_yaml_flow(v)}'" for k, v in metadata["training_overrides"].items()))
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1

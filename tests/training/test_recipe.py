@@ -1,0 +1,26 @@
+"""Training-recipe overrides (`calozoo train --train-set`)."""
+
+import pytest
+
+from calozoo.errors import CalozooError
+from calozoo.training.recipe import with_training_overrides
+
+RECIPE = {"validation_fraction": 0.3,
+          "layer_flow": {"batch_size": 1000, "epochs": 20, "schedule": {"name": "constant", "lr": 1e-4}}}
+
+
+def test_a_dotted_path_changes_one_entry_and_leaves_the_recipe_alone():
+    changed = with_training_overrides(RECIPE, {"layer_flow.epochs": 6, "validation_fraction": 0.1})
+    assert changed["layer_flow"] == {"batch_size": 1000, "epochs": 6, "schedule": {"name": "constant", "lr": 1e-4}}
+    assert changed["validation_fraction"] == 0.1
+    assert RECIPE["layer_flow"]["epochs"] == 20 and RECIPE["validation_fraction"] == 0.3
+
+
+def test_a_mapping_replaces_the_whole_entry():
+    changed = with_training_overrides(RECIPE, {"layer_flow.schedule": {"name": "onecycle", "max_lr": 2e-3}})
+    assert changed["layer_flow"]["schedule"] == {"name": "onecycle", "max_lr": 2e-3}
+
+
+def test_an_unknown_section_names_the_sections_there_are():
+    with pytest.raises(CalozooError, match=r"'flow3' is not a section of the recipe; sections here: \['layer_flow'\]"):
+        with_training_overrides(RECIPE, {"flow3.epochs": 2})
