@@ -63,6 +63,7 @@ class ICaloFlowConfig(FlowConfig):
     first_layer_energy_scale: float = 0.25
     logit_alpha: float = 1e-6
     threshold_mev: float = 1.5e-2
+    renormalize_layers: bool = False  # the paper: False (a layer's fractions need not sum to 1)
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -234,8 +235,19 @@ class ICaloFlow(ShowerGenerator):
         return tf.where(energies_mev < self.config.threshold_mev, tf.zeros_like(energies_mev), energies_mev)
 
     def _layer_from_logits(self, logits, energy_mev):
-        """Flow-2/3 output -> layer in MeV: clamped inverse logit times E_n, no renormalisation, then the cut."""
-        return self._cut(inverse_logit_transform(logits, self.config.logit_alpha, clamp=True) * energy_mev)
+        """Flow-2/3 output -> layer in MeV: clamped inverse logit times E_n, then the cut.
+
+        The paper does not renormalise: a layer sums to E_n only as far as the flow learned fractions summing to 1.
+        `renormalize_layers=True` divides the fractions by their sum first, so every layer carries Flow-1's E_n
+        (before the cut); small models trained on few showers need it. A layer whose fractions sum to less than
+        the logit's alpha (the preprocessing's resolution) is left empty rather than inflated from rounding residue.
+        """
+        fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
+        if self.config.renormalize_layers:
+            total = tf.reduce_sum(fractions, axis=-1, keepdims=True)
+            empty = total < self.config.logit_alpha
+            fractions = tf.where(empty, tf.zeros_like(fractions), fractions / tf.where(empty, tf.ones_like(total), total))
+        return self._cut(fractions * energy_mev)
 
     def sample_layer_energies(self, incident_mev, seed):
         """Layer energies (N, 45) MeV from Flow-1 for E_inc (N, 1) MeV, values below 15 keV set to 0."""

@@ -166,6 +166,14 @@ def test_layer_from_logits_scales_without_renormalising_and_cuts_at_15_kev():
     np.testing.assert_allclose(layer, [[5.0, 3.0, 0.0, 0.0]], atol=1e-9)
 
 
+def test_renormalize_layers_gives_every_layer_its_flow_1_energy_before_the_cut():
+    model = tiny(renormalize_layers=True)
+    fractions = np.array([[0.998, 0.6, 0.4, 0.002], [0.0, 0.0, 0.0, 0.0]])
+    energy = np.array([[10.0], [3.0]])  # sum 2 -> 5, 3, 2, 0.01 (cut); an empty layer stays empty
+    layer = model._layer_from_logits(logit_transform(fractions), energy).numpy()
+    np.testing.assert_allclose(layer, [[4.99, 3.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]], atol=1e-5)
+
+
 def test_student_generates_showers_layer_by_layer():
     model = tiny("student")
     sample = model.sampler(jit_compile=False)
