@@ -76,7 +76,7 @@ class RQSCoupling(tfb.Bijector):
     def spline_params(self, identity_part, conditional_input=None):
         """(N, |B|, 3K-1) spline parameters, widths and heights divided by sqrt(hidden) as in nflows."""
         raw = self.net(identity_part, conditional_input if self.context else None)
-        raw = tf.reshape(raw, tf.concat([tf.shape(raw)[:-1], [self.n_transformed, -1]], axis=0))
+        raw = tf.reshape(raw, [-1, self.n_transformed, self.spline.num_params])
         k = self.spline.num_bins
         scale = 1.0 / np.sqrt(self.net.hidden)
         return tf.concat([raw[..., : 2 * k] * scale, raw[..., 2 * k :]], axis=-1)
