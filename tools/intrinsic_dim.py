@@ -10,8 +10,9 @@ from calozoo_tools._errors import reports_errors
 @click.option("-k", "k", default=20, show_default=True, type=click.IntRange(min=2), help="Neighbours per point.")
 @click.option("-n", "n", default=10_000, show_default=True, type=click.IntRange(min=3),
               help="Showers used (a seeded random subset of the file).")
-@click.option("--dataset", default=None, help="The file's geometry ('1-photons', '1-pions', '2', '3'); with it the "
-                                               "showers are layer-normalised first, as CaloMan's autoencoder sees them.")
+@click.option("--dataset", default=None,
+              help="The file's geometry ('1-photons', '1-pions', '2', '3'); with it the showers are layer-normalised "
+                   "first, as CaloMan's autoencoder sees them.")
 @click.option("--averaging", type=click.Choice(["mackay-ghahramani", "levina-bickel"]), default="mackay-ghahramani",
               show_default=True, help="How the per-point estimates are combined.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the subset.")

@@ -47,7 +47,10 @@ class LULinear(tfb.Bijector):
             n_off = features * (features - 1) // 2
             rng = np.random.default_rng(seed)
             bound = 0.0 if identity_init else 1.0 / np.sqrt(features)
-            diag = np.full(features, np.log(np.expm1(1.0 - eps))) if identity_init else rng.uniform(-bound, bound, features)
+            if identity_init:  # softplus(u) + eps = 1
+                diag = np.full(features, np.log(np.expm1(1.0 - eps)))
+            else:
+                diag = rng.uniform(-bound, bound, features)
             self.lower_entries = tf.Variable(rng.uniform(-bound, bound, n_off).astype(np_dtype), name="lower_entries")
             self.upper_entries = tf.Variable(rng.uniform(-bound, bound, n_off).astype(np_dtype), name="upper_entries")
             self.unconstrained_upper_diag = tf.Variable(diag.astype(np_dtype), name="unconstrained_upper_diag")

@@ -40,7 +40,8 @@ class ResidualNet(tf.Module):
         if min(inputs, outputs, hidden) < 1 or num_blocks < 0 or context < 0:
             raise ValueError(f"`inputs`, `outputs` and `hidden` must be >= 1 and `num_blocks`, `context` >= 0; got "
                              f"{inputs}, {outputs}, {hidden}, {num_blocks}, {context}.")
-        self.inputs, self.outputs, self.hidden, self.context, self.num_blocks = inputs, outputs, hidden, context, num_blocks
+        self.inputs, self.outputs, self.hidden = inputs, outputs, hidden
+        self.context, self.num_blocks = context, num_blocks
         self.dtype = tf.as_dtype(dtype)
         np_dtype = self.dtype.as_numpy_dtype
         rng = np.random.default_rng(seed)

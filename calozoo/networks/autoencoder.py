@@ -15,7 +15,9 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _network_params(inputs, labels, hidden, outputs):
-    return parallel_mlp_num_params(inputs, labels, hidden, outputs) if labels else mlp_num_params(inputs, hidden, outputs)
+    if labels:
+        return parallel_mlp_num_params(inputs, labels, hidden, outputs)
+    return mlp_num_params(inputs, hidden, outputs)
 
 
 def autoencoder_num_params(kind: str, data_dim: int, label_dim: int, latent_dim: int, encoder_hidden: Sequence[int],
@@ -53,7 +55,8 @@ class GeneralizedAutoencoder(tf.Module):
         self.dtype = tf.as_dtype(dtype)
         variational = kind == "vae"
         with self.name_scope:
-            self.encoder = self._network(data_dim, encoder_hidden, (2 if variational else 1) * latent_dim, seed, "encoder")
+            self.encoder = self._network(data_dim, encoder_hidden, (2 if variational else 1) * latent_dim, seed,
+                                         "encoder")
             self.decoder = self._network(latent_dim, decoder_hidden, data_dim + (1 if variational else 0), seed + 1,
                                          "decoder")
 

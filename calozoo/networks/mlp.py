@@ -94,7 +94,8 @@ class ParallelMLP(tf.Module):
         with self.name_scope:
             self.label_layers = [_linear(rng, a, b, np_dtype, f"label{k}")
                                  for k, (a, b) in enumerate(zip(tower_sizes[:-1], tower_sizes[1:]))]
-            self.x_layers = [_linear(rng, 2 * a, b, np_dtype, f"x{k}") for k, (a, b) in enumerate(zip(x_sizes[:-1], x_sizes[1:]))]
+            self.x_layers = [_linear(rng, 2 * a, b, np_dtype, f"x{k}")
+                             for k, (a, b) in enumerate(zip(x_sizes[:-1], x_sizes[1:]))]
             self.x_layers.append(_linear(rng, 2 * hidden[-1], outputs, np_dtype, "output"))
 
     def __call__(self, x, labels):

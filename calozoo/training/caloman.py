@@ -95,8 +95,8 @@ def train_caloman(model: CaloMan, showers, energies, checkpoint_dir, *, settings
     train, valid = _numpy_inputs(model, showers[order[n_val:]], energies[order[n_val:]]), \
         _numpy_inputs(model, showers[order[:n_val]], energies[order[:n_val]])
     results = {"energy_flow": _flow_training(model.energy_flow, train["energy_x"], train["energy_c"], valid["energy_x"],
-                                             valid["energy_c"], settings["energy_flow"], f"{checkpoint_dir}/energy_flow",
-                                             resume, seed, progress, "EPL flow")}
+                                             valid["energy_c"], settings["energy_flow"],
+                                             f"{checkpoint_dir}/energy_flow", resume, seed, progress, "EPL flow")}
     results["autoencoder"] = _autoencoder_training(model, train["voxels"], train["labels"], valid["voxels"],
                                                    valid["labels"], settings["autoencoder"],
                                                    f"{checkpoint_dir}/autoencoder", resume, seed, progress)
