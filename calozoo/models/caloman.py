@@ -7,6 +7,8 @@ Three steps, trained one after the other (calozoo.training.caloman):
    y = [log10(E_inc + 1e-3), log10((E_k + 1e-3) / 1e5) - 1] (MeV).
 3. DE flow: a coupling-RQS flow on the encoder means divided by their largest |value|, conditioned on y.
 
+Both flows see their inputs divided by the largest |value| of the training inputs (the reference's `scale_data`).
+
 Sampling: E_inc snapped to the DS1 energies -> EPL flow -> layer energies -> y -> DE flow -> decoder mean ->
 clip to [0, 1] -> each layer times its energy. Constants: ../shared/reference/MODELS.md section 5.
 """
@@ -115,7 +117,10 @@ class CaloMan(ShowerGenerator):
             self.latent_flow = CouplingRQSFlow(config.latent_dim, label_dim, config.de_hidden, config.de_layers,
                                                config.de_blocks, config.spline, config.permutation_seed + 1,
                                                config.seed + 3, self.dtype, name="latent_flow")
-            # Set from the training data (calozoo.training.caloman) and saved with the weights.
+            # Set from the training data (calozoo.training.caloman) and saved with the weights: each flow sees its
+            # inputs divided by their largest |value| (the reference's `scale_data`), so that they fall inside the
+            # splines' [-1, 1]; the decoder output is clipped to the training voxels' range.
+            self.energy_scale = tf.Variable(tf.ones([], self.dtype), trainable=False, name="energy_scale")
             self.latent_scale = tf.Variable(tf.ones([], self.dtype), trainable=False, name="latent_scale")
             self.voxel_range = tf.Variable(tf.constant([0.0, 1.0], self.dtype), trainable=False, name="voxel_range")
 
@@ -174,7 +179,7 @@ class CaloMan(ShowerGenerator):
     # ----- generation ---------------------------------------------------------------------------
     def sample_layer_energies(self, incident_energies_mev, seed):
         """Layer energies (N, L) MeV, >= 0, from the EPL flow."""
-        u_logits = self.energy_flow.sample(self.energy_condition(incident_energies_mev), seed)
+        u_logits = self.energy_flow.sample(self.energy_condition(incident_energies_mev), seed) * self.energy_scale
         fractions = inverse_logit_transform(u_logits, self.config.logit_alpha, clamp=True)
         energies = energies_from_fractions(fractions, incident_energies_mev, self.config.max_deposited_ratio)
         return tf.maximum(energies, 0.0)

@@ -80,8 +80,8 @@ def train_caloman(model: CaloMan, showers, energies, checkpoint_dir, *, settings
                   strategy=None, **_) -> dict[str, TrainingResult]:
     """Trains the three steps in order on showers/energies in MeV (a training split); one result per step.
 
-    A further `validation_fraction` of the rows selects each step's best epoch. After the autoencoder, the
-    latent scale (largest |encoder mean| on the training rows) and the voxel range are stored in the model.
+    A further `validation_fraction` of the rows selects each step's best epoch. The flows' input scales (largest
+    |u-space logit|, largest |encoder mean| on the training rows) and the voxel range are stored in the model.
     `epochs` overrides every step's epoch count. Multi-device strategies are not supported for CaloMan.
     """
     if strategy is not None:
@@ -94,9 +94,12 @@ def train_caloman(model: CaloMan, showers, energies, checkpoint_dir, *, settings
     n_val = int(round(settings["validation_fraction"] * len(showers)))
     train, valid = _numpy_inputs(model, showers[order[n_val:]], energies[order[n_val:]]), \
         _numpy_inputs(model, showers[order[:n_val]], energies[order[:n_val]])
-    results = {"energy_flow": _flow_training(model.energy_flow, train["energy_x"], train["energy_c"], valid["energy_x"],
-                                             valid["energy_c"], settings["energy_flow"],
-                                             f"{checkpoint_dir}/energy_flow", resume, seed, progress, "EPL flow")}
+    model.energy_scale.assign(float(np.abs(train["energy_x"]).max()) or 1.0)
+    energy_scale = model.energy_scale.numpy()
+    results = {"energy_flow": _flow_training(model.energy_flow, train["energy_x"] / energy_scale, train["energy_c"],
+                                             valid["energy_x"] / energy_scale, valid["energy_c"],
+                                             settings["energy_flow"], f"{checkpoint_dir}/energy_flow", resume, seed,
+                                             progress, "EPL flow")}
     results["autoencoder"] = _autoencoder_training(model, train["voxels"], train["labels"], valid["voxels"],
                                                    valid["labels"], settings["autoencoder"],
                                                    f"{checkpoint_dir}/autoencoder", resume, seed, progress)

@@ -111,6 +111,7 @@ def test_every_step_trains_and_its_loss_decreases(photons, tmp_path, gae):
         history = result.history
         assert history[-1]["loss"] < history[0]["loss"], f"{part}: {history}"
     assert 0.0 < model.latent_scale.numpy() < 1e3 and model.latent_scale.numpy() != 1.0
+    assert 10.0 < model.energy_scale.numpy() <= 13.9  # |logit(alpha)| = 13.8 for an empty layer
     assert model.voxel_range.numpy()[0] == 0.0 and 0.0 < model.voxel_range.numpy()[1] <= 1.0
     generated = model.generate(energies[:10], seed=1)
     assert generated.shape == (10, 368) and np.isfinite(generated).all()
