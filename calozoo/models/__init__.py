@@ -2,6 +2,7 @@
 
 from calozoo.models.base import ShowerGenerator
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
+from calozoo.models.caloman import CaloMan, CaloManConfig
 from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
 from calozoo.registry import register_family
 
@@ -26,7 +27,18 @@ def _train_icaloflow(*args, **kwargs):
     return train_icaloflow(*args, **kwargs)
 
 
+def _build_caloman(config: dict) -> CaloMan:
+    return CaloMan(CaloManConfig.from_dict(config))
+
+
+def _train_caloman(*args, **kwargs):
+    from calozoo.training.caloman import train_caloman
+
+    return train_caloman(*args, **kwargs)
+
+
 register_family("caloflow", build=_build_caloflow, train=_train_caloflow)
 register_family("icaloflow", build=_build_icaloflow, train=_train_icaloflow)
+register_family("caloman", build=_build_caloman, train=_train_caloman)
 
-__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig"]
+__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig", "CaloMan", "CaloManConfig"]

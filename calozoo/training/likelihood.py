@@ -25,7 +25,8 @@ def train_by_likelihood(flow, train_arrays: Sequence[np.ndarray], spec: dict, *,
 
     Args:
         train_arrays: row-aligned arrays that `train_loop` batches.
-        spec: {'batch_size', 'epochs', 'schedule', optionally 'jit_compile'} (see `make_schedule`, `train_loop`).
+        spec: {'batch_size', 'epochs', 'schedule', optionally 'jit_compile' and 'clip_norm'} (see `make_schedule`,
+            `train_loop`).
         inputs: maps one batch of `train_arrays` to (x, c) inside the compiled step, e.g. to add fresh
             noise every step; by default the batch is (x, c) itself.
     """
@@ -40,4 +41,4 @@ def train_by_likelihood(flow, train_arrays: Sequence[np.ndarray], spec: dict, *,
                       checkpoint_dir=checkpoint_dir, evaluate=lambda _: float(validation_nll()),
                       metric_name="validation_nll", resume=resume, seed=seed, progress=progress,
                       description=description, jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
-                      strategy=strategy)
+                      strategy=strategy, clip_norm=spec.get("clip_norm"))

@@ -1,4 +1,5 @@
-"""Per-step learning-rate schedules of the reference trainings: OneCycleLR, CyclicLR triangular2, MultiStepLR."""
+"""Per-step learning-rate schedules of the reference trainings: OneCycleLR, CyclicLR triangular2, MultiStepLR,
+cosine annealing."""
 
 import math
 
@@ -74,8 +75,8 @@ def multistep(lr, milestone_fractions, gamma, total_steps):
 
 
 def make_schedule(spec: dict, total_steps: int):
-    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'multistep'|'constant', ...}; OneCycle and
-    multistep span `total_steps`."""
+    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'multistep'|'cosine'|'constant', ...}; OneCycle,
+    multistep and cosine (PyTorch CosineAnnealingLR stepped per batch, from `lr` to 0) span `total_steps`."""
     spec = dict(spec)
     name = spec.pop("name", "constant")
     if name == "onecycle":
@@ -84,7 +85,9 @@ def make_schedule(spec: dict, total_steps: int):
         return CyclicTriangular2(**spec)
     if name == "multistep":
         return multistep(total_steps=total_steps, **spec)
+    if name == "cosine":
+        return tf_keras.optimizers.schedules.CosineDecay(float(spec.get("lr", 1e-3)), total_steps)
     if name == "constant":
         return float(spec.get("lr", 1e-4))
     raise ValueError(f"Unknown learning-rate schedule '{name}'; "
-                     "expected 'onecycle', 'cyclic', 'multistep' or 'constant'.")
+                     "expected 'onecycle', 'cyclic', 'multistep', 'cosine' or 'constant'.")

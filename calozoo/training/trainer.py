@@ -97,6 +97,7 @@ def train_loop(
     description: str = "train",
     jit_compile: bool = False,
     strategy: tf.distribute.Strategy | None = None,
+    clip_norm: float | None = None,
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
@@ -109,13 +110,14 @@ def train_loop(
     With a `strategy` (see `calozoo.training.distribute.make_strategy`; build `module` inside its scope) every
     batch is cut into one slice per replica, each replica takes the gradient of its slice's loss divided by the
     number of replicas, and the optimizer sums them: with equal slices this is the gradient of the whole batch.
+    `clip_norm` rescales each step's gradients to at most that global norm (PyTorch's clip_grad_norm_).
     Under MultiWorkerMirroredStrategy give each worker its own `checkpoint_dir` (`worker_checkpoint_dir`).
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     variables = list(variables if variables is not None else module.trainable_variables)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        optimizer = tf_keras.optimizers.legacy.Adam(learning_rate=learning_rate)
+        optimizer = tf_keras.optimizers.legacy.Adam(learning_rate=learning_rate, global_clipnorm=clip_norm)
     epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
     state = tf.train.Checkpoint(module=module, optimizer=optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(state, checkpoint_dir / "last", max_to_keep=1)

@@ -1,6 +1,7 @@
 """SavedModel export checked the way TF Serving uses it: CLI listing, TF1 session, signatures, op set, protos.
 
-Runs for two tiny CaloFlow models (student and teacher) and for every registered model with a shipped artifact.
+Runs for two tiny CaloFlow models (student and teacher), a tiny CaloMan, and every registered model with a shipped
+artifact.
 """
 
 import shutil
@@ -17,6 +18,7 @@ from calozoo.export import export_model, saved_model_versions
 from calozoo.export.validation import SessionRunner, non_core_ops, op_types, read_saved_model, signature_defs
 from calozoo.models.base import seed_pair
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
+from calozoo.models.caloman import CaloMan, CaloManConfig
 
 predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
 prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
@@ -39,7 +41,12 @@ def _shipped_names() -> list[str]:
     return names
 
 
-CASES = ["tiny-student", "tiny-teacher"] + [f"shipped:{name}" for name in _shipped_names()]
+def tiny_caloman() -> CaloMan:
+    return CaloMan(CaloManConfig(latent_dim=4, encoder_hidden=[16], decoder_hidden=[16], epl_hidden=8, epl_layers=2,
+                                 de_hidden=8, de_layers=2, de_blocks=1))
+
+
+CASES = ["tiny-student", "tiny-teacher", "tiny-caloman"] + [f"shipped:{name}" for name in _shipped_names()]
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -53,7 +60,8 @@ def exported(request, tmp_path_factory):
         # to the float32 output's precision. The tiny cases keep the float32 export path covered.
         model = calozoo.load(name, dtype="float64")
     else:
-        name, model = request.param, tiny_caloflow(request.param.split("-")[1])
+        role = request.param.split("-")[1]
+        name, model = request.param, tiny_caloman() if role == "caloman" else tiny_caloflow(role)
     path = export_model(model, tmp_path_factory.mktemp("served"), name)
     runner = SessionRunner(path)
     yield model, path, name, runner

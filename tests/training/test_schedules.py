@@ -15,3 +15,9 @@ def test_multistep_decays_at_fractions_of_the_run():
 def test_multistep_rejects_milestones_outside_the_run():
     with pytest.raises(ValueError, match=r"`milestone_fractions` must lie in \(0, 1\); got \[1.5\]"):
         make_schedule({"name": "multistep", "lr": 1e-4, "milestone_fractions": [1.5], "gamma": 0.5}, 100)
+
+
+def test_cosine_anneals_from_lr_to_zero_over_the_run():
+    schedule = make_schedule({"name": "cosine", "lr": 1e-3}, 100)
+    values = [float(schedule(step)) for step in (0, 50, 100)]
+    assert abs(values[0] - 1e-3) < 1e-9 and abs(values[1] - 5e-4) < 1e-8 and values[2] < 1e-9

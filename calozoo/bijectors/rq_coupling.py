@@ -1,0 +1,110 @@
+"""A rational-quadratic spline coupling layer (nflows' PiecewiseRationalQuadraticCouplingTransform, linear tails)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from calozoo.bijectors.residual_net import ResidualNet, residual_net_num_params
+from calozoo.bijectors.rq_spline import SplineSettings, rqs_forward, rqs_inverse
+
+tfb = tfp.bijectors
+
+__all__ = ["RQSCoupling", "coupling_masks", "rqs_coupling_num_params"]
+
+
+def coupling_masks(features: int, parity: int) -> tuple[np.ndarray, np.ndarray]:
+    """(identity indices, transformed indices). nflows' mask: parity 0 keeps the even indices and transforms the
+    odd ones; parity 1 the other way round (CaloMan alternates them layer by layer)."""
+    if parity not in (0, 1):
+        raise ValueError(f"`parity` must be 0 or 1; got {parity}.")
+    if features < 2:
+        raise ValueError(f"A coupling layer needs `features` >= 2; got {features}.")
+    index = np.arange(features)
+    return index[index % 2 == parity], index[index % 2 != parity]
+
+
+def rqs_coupling_num_params(features: int, parity: int, context: int, hidden: int, num_blocks: int,
+                            num_bins: int) -> int:
+    """Trainable parameters of one coupling layer: its ResidualNet's."""
+    identity, transformed = coupling_masks(features, parity)
+    return residual_net_num_params(len(identity), len(transformed) * (3 * num_bins - 1), hidden, context, num_blocks)
+
+
+class RQSCoupling(tfb.Bijector):
+    """Coupling layer: the identity part y_A conditions an elementwise RQS on the other part y_B.
+
+    inverse (data y -> base x, nflows' forward):  x_A = y_A, x_B = RQS(y_B; theta(y_A, c)).
+    forward (base x -> data y, sampling):         y_A = x_A, y_B = RQS^{-1}(x_B; theta(x_A, c)).
+    Both directions are one pass of the ResidualNet. As in nflows, the raw bin widths and heights are divided
+    by sqrt(hidden) before the softmax; CaloMan uses 8 bins on [-1, 1] with minima 1e-3.
+
+    References:
+        Durkan et al., Neural Spline Flows, arXiv:1906.04032; Dinh et al., Real NVP, arXiv:1605.08803.
+
+    Example:
+        >>> layer = RQSCoupling(features=4, parity=0, context=1, hidden=8)
+        >>> x = np.random.default_rng(0).normal(size=(3, 4))
+        >>> c = np.ones((3, 1))
+        >>> np.allclose(layer.forward(layer.inverse(x, conditional_input=c), conditional_input=c), x)
+        True
+    """
+
+    def __init__(self, features: int, parity: int, context: int, hidden: int, num_blocks: int = 2,
+                 spline: SplineSettings | None = None, seed: int = 0, dtype=tf.float64, validate_args=False, name=None):
+        parameters = dict(locals())
+        name = name or "rqs_coupling"
+        identity, transformed = coupling_masks(features, parity)
+        with tf.name_scope(name) as name:
+            self.features, self.parity, self.context = features, parity, context
+            self.spline = spline or SplineSettings(8, 1.0, 1e-3, 1e-3, 1e-3)
+            self.n_transformed = len(transformed)
+            self.identity_index = tf.constant(identity, tf.int32)
+            self.transform_index = tf.constant(transformed, tf.int32)
+            # out[..., j] is input j's position in concat([identity part, transformed part])
+            self._merge_order = tf.constant(np.argsort(np.concatenate([identity, transformed])), tf.int32)
+            self.net = ResidualNet(len(identity), len(transformed) * self.spline.num_params, hidden, context,
+                                   num_blocks, seed=seed, dtype=dtype, name="conditioner")
+            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=tf.as_dtype(dtype),
+                             parameters=parameters, name=name)
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict()
+
+    def spline_params(self, identity_part, conditional_input=None):
+        """(N, |B|, 3K-1) spline parameters, widths and heights divided by sqrt(hidden) as in nflows."""
+        raw = self.net(identity_part, conditional_input if self.context else None)
+        raw = tf.reshape(raw, [-1, self.n_transformed, self.spline.num_params])
+        k = self.spline.num_bins
+        scale = 1.0 / np.sqrt(self.net.hidden)
+        return tf.concat([raw[..., : 2 * k] * scale, raw[..., 2 * k :]], axis=-1)
+
+    def _apply(self, values, conditional_input, spline_fn):
+        values = tf.convert_to_tensor(values, self.dtype)
+        identity_part = tf.gather(values, self.identity_index, axis=-1)
+        params = self.spline_params(identity_part, conditional_input)
+        moved, logdet = spline_fn(tf.gather(values, self.transform_index, axis=-1), params, self.spline)
+        merged = tf.gather(tf.concat([identity_part, moved], axis=-1), self._merge_order, axis=-1)
+        return merged, tf.reduce_sum(logdet, axis=-1)
+
+    def to_base(self, y, conditional_input=None):
+        """Density direction (x, log|dx/dy|)."""
+        return self._apply(y, conditional_input, rqs_forward)
+
+    def to_data(self, x, conditional_input=None):
+        """Sampling direction (y, log|dy/dx|)."""
+        return self._apply(x, conditional_input, rqs_inverse)
+
+    def _forward(self, x, conditional_input=None):
+        return self.to_data(x, conditional_input)[0]
+
+    def _inverse(self, y, conditional_input=None):
+        return self.to_base(y, conditional_input)[0]
+
+    def _forward_log_det_jacobian(self, x, conditional_input=None):
+        return self.to_data(x, conditional_input)[1]
+
+    def _inverse_log_det_jacobian(self, y, conditional_input=None):
+        return self.to_base(y, conditional_input)[1]

@@ -1,0 +1,110 @@
+"""Multilayer perceptrons of the CaloMan autoencoder: a plain MLP and the label-tower 'ParallelMLP'."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["MLP", "ParallelMLP", "mlp_num_params", "parallel_mlp_num_params"]
+
+
+def mlp_num_params(inputs: int, hidden: Sequence[int], outputs: int) -> int:
+    """Weights and biases of Linear layers inputs -> hidden[0] -> ... -> outputs."""
+    sizes = [inputs, *hidden, outputs]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def parallel_mlp_num_params(inputs: int, labels: int, hidden: Sequence[int], outputs: int) -> int:
+    """A label tower labels -> inputs -> hidden..., plus an x tower whose every layer reads [x, tower output]."""
+    tower = mlp_num_params(labels, [inputs, *hidden][:-1], [inputs, *hidden][-1])
+    x_sizes = [inputs, *hidden]
+    x_tower = sum(2 * a * b + b for a, b in zip(x_sizes[:-1], x_sizes[1:])) + 2 * hidden[-1] * outputs + outputs
+    return tower + x_tower
+
+
+def _linear(rng, fan_in: int, fan_out: int, dtype, name: str):
+    """Kernel (in, out) and bias with PyTorch's nn.Linear initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return (tf.Variable(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype), name=f"{name}_kernel"),
+            tf.Variable(rng.uniform(-bound, bound, (fan_out,)).astype(dtype), name=f"{name}_bias"))
+
+
+def _check_hidden(hidden: Sequence[int]) -> list[int]:
+    hidden = [int(h) for h in hidden]
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"`hidden` must be a non-empty list of sizes >= 1; got {hidden}.")
+    return hidden
+
+
+class MLP(tf.Module):
+    """ReLU MLP: Linear -> ReLU for every hidden size, then a final Linear.
+
+    Example:
+        >>> MLP(3, [8, 8], 2)(np.zeros((4, 3))).shape
+        TensorShape([4, 2])
+    """
+
+    def __init__(self, inputs: int, hidden: Sequence[int], outputs: int, seed: int = 0, dtype=tf.float32,
+                 name: str | None = None):
+        super().__init__(name=name or "mlp")
+        hidden = _check_hidden(hidden)
+        self.dtype = tf.as_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        sizes = [inputs, *hidden, outputs]
+        with self.name_scope:
+            self.layers = [_linear(rng, a, b, self.dtype.as_numpy_dtype, f"dense{k}")
+                           for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+    def __call__(self, x, labels=None):
+        """(N, outputs); `labels` is ignored (the unconditional network)."""
+        h = tf.convert_to_tensor(x, self.dtype)
+        for k, (kernel, bias) in enumerate(self.layers):
+            h = tf.matmul(h, kernel) + bias
+            if k < len(self.layers) - 1:
+                h = tf.nn.relu(h)
+        return h
+
+
+class ParallelMLP(tf.Module):
+    """A conditional MLP with a parallel label tower, as CaloMan's ParallelMLP.
+
+    The tower maps y -> relu(Linear) of size `inputs`, then of every hidden size. Layer k of the x tower reads
+    [h_{k-1}, t_k] (twice its input width), and the last layer is linear:
+        t_0 = relu(A_0 y),  h_1 = relu(B_1 [x, t_0]),  t_1 = relu(A_1 t_0),  h_2 = relu(B_2 [h_1, t_1]), ...
+        out = B_out [h_n, t_n].
+
+    Example:
+        >>> ParallelMLP(5, 2, [8, 8], 3)(np.zeros((4, 5)), np.zeros((4, 2))).shape
+        TensorShape([4, 3])
+    """
+
+    def __init__(self, inputs: int, labels: int, hidden: Sequence[int], outputs: int, seed: int = 0,
+                 dtype=tf.float32, name: str | None = None):
+        super().__init__(name=name or "parallel_mlp")
+        hidden = _check_hidden(hidden)
+        if labels < 1:
+            raise ValueError(f"`labels` must be >= 1 for a ParallelMLP; got {labels} (use MLP without labels).")
+        self.dtype = tf.as_dtype(dtype)
+        np_dtype = self.dtype.as_numpy_dtype
+        rng = np.random.default_rng(seed)
+        tower_sizes = [labels, inputs, *hidden]
+        x_sizes = [inputs, *hidden]
+        with self.name_scope:
+            self.label_layers = [_linear(rng, a, b, np_dtype, f"label{k}")
+                                 for k, (a, b) in enumerate(zip(tower_sizes[:-1], tower_sizes[1:]))]
+            self.x_layers = [_linear(rng, 2 * a, b, np_dtype, f"x{k}")
+                             for k, (a, b) in enumerate(zip(x_sizes[:-1], x_sizes[1:]))]
+            self.x_layers.append(_linear(rng, 2 * hidden[-1], outputs, np_dtype, "output"))
+
+    def __call__(self, x, labels):
+        """(N, outputs) from x (N, inputs) and labels (N, labels)."""
+        h = tf.convert_to_tensor(x, self.dtype)
+        t = tf.convert_to_tensor(labels, self.dtype)
+        for k, ((a_kernel, a_bias), (b_kernel, b_bias)) in enumerate(zip(self.label_layers, self.x_layers)):
+            t = tf.nn.relu(tf.matmul(t, a_kernel) + a_bias)
+            h = tf.matmul(tf.concat([h, t], axis=-1), b_kernel) + b_bias
+            if k < len(self.x_layers) - 1:
+                h = tf.nn.relu(h)
+        return h
