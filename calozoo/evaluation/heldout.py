@@ -27,4 +27,5 @@ def heldout_metrics(model, showers, energies, seed: int = 12345, batch_size: int
         log_prob = np.concatenate([model.log_prob(showers[i : i + 2000], energies[i : i + 2000]).numpy()
                                    for i in range(0, len(energies), 2000)])
         metrics["heldout_log_prob"] = float(np.mean(log_prob))
+        metrics["log_prob_space"] = model.log_prob_space
     return metrics

@@ -23,6 +23,8 @@ class ShowerGenerator(tf.Module):
     """
 
     has_density = False
+    # where `log_prob` measures the density (its units differ from family to family), for model cards
+    log_prob_space: str | None = None
     # Large batches are cut into slices of this size inside the compiled graph: the activations of a
     # slice stay in cache, which is faster on CPU than one huge matrix product per layer.
     micro_batch = 1000

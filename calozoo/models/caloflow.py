@@ -86,6 +86,8 @@ class CaloFlow(ShowerGenerator):
         (2, 368)
     """
 
+    log_prob_space = "Flow-I u-space + Flow-II logit space"
+
     def __init__(self, config: CaloFlowConfig, name: str | None = None):
         super().__init__(config.dataset, name=name or "caloflow")
         self.config = config

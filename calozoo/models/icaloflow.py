@@ -116,6 +116,8 @@ class ICaloFlow(ShowerGenerator):
         (2, 6480)
     """
 
+    log_prob_space = "Flow-1 + Flow-2 + 44 Flow-3 terms, logit space"
+
     def __init__(self, config: ICaloFlowConfig, name: str | None = None):
         super().__init__(config.dataset, name=name or "icaloflow")
         self.config = config

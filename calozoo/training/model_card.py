@@ -19,12 +19,13 @@ def _metric_lines(metrics: dict) -> list[str]:
         lines.append("| --- | --- |")
         for key in sorted(summary):
             lines.append(f"| mean of {key} | {summary[key]:.4f} |")
-        for key in ("etot_einc",) + tuple(k for k in sorted(powers) if k.startswith("e_layer_")):
+        layers = sorted((k for k in powers if k.startswith("e_layer_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+        for key in ("etot_einc", *layers):
             if key in powers:
                 lines.append(f"| {key} | {powers[key]:.4f} |")
         lines.append("")
     if "heldout_log_prob" in metrics:
-        space = metrics.get("log_prob_space", "Flow-I u-space + Flow-II logit space")
+        space = metrics.get("log_prob_space") or "Flow-I u-space + Flow-II logit space"
         lines.append(f"Held-out mean log-likelihood ({space}): "
                      f"{metrics['heldout_log_prob']:.2f}")
     return lines
