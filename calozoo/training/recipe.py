@@ -20,8 +20,8 @@ from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, artifact_roots, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "with_training_overrides", "train_to_artifact", "model_card_metrics",
-           "refresh_model_card"]
+__all__ = ["default_output_root", "heldout_rows", "with_training_overrides", "retrain_command", "train_to_artifact",
+           "model_card_metrics", "refresh_model_card"]
 
 
 def default_output_root() -> Path:
@@ -71,6 +71,22 @@ def _yaml_flow(value) -> str:
     import yaml
 
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+
+
+def retrain_command(name: str, data_path, metadata: dict, epochs: int | None = None, teacher: str | None = None) -> str:
+    """The `calozoo train` command line that reproduces an artifact from its metadata."""
+    data = metadata["training_data"]
+    parts = [f"calozoo train {name} --data {data_path}"]
+    if epochs is not None:
+        parts.append(f"--epochs {epochs}")
+    parts.append(f"--seed {data['split_seed']}")
+    if data["heldout_fraction"] != 0.2:
+        parts.append(f"--heldout-fraction {data['heldout_fraction']}")
+    if teacher:
+        parts.append(f"--teacher {teacher}")
+    parts += [f"--set {k}={_yaml_flow(v)}" for k, v in metadata["config_changes"].items()]
+    parts += [f"--train-set '{k}={_yaml_flow(v)}'" for k, v in metadata.get("training_overrides", {}).items()]
+    return " ".join(parts)
 
 
 def _teacher_for(entry, teacher, dtype):
@@ -140,9 +156,9 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         "training_wall_time_s": wall,
         "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
     }
-    command = (f"calozoo train {name} --data {data_path} --epochs {epochs} --seed {seed}"
-               + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items())
-               + "".join(f" --train-set '{k}={_yaml_flow(v)}'" for k, v in metadata["training_overrides"].items()))
+    command = retrain_command(name, data_path, metadata, epochs=epochs,
+                              teacher=kwargs["teacher"].artifact_dir.parent.name
+                              if getattr(kwargs.get("teacher"), "artifact_dir", None) else None)
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1

@@ -24,3 +24,16 @@ def test_a_mapping_replaces_the_whole_entry():
 def test_an_unknown_section_names_the_sections_there_are():
     with pytest.raises(CalozooError, match=r"'flow3' is not a section of the recipe; sections here: \['layer_flow'\]"):
         with_training_overrides(RECIPE, {"flow3.epochs": 2})
+
+
+def test_the_retrain_command_repeats_the_split_the_teacher_and_every_change():
+    from calozoo.training.recipe import retrain_command
+
+    metadata = {"training_data": {"split_seed": 0, "heldout_fraction": 0.25},
+                "config_changes": {"layer_hidden": 32, "renormalize_layers": True},
+                "training_overrides": {"layer_flow.epochs": 4}}
+    command = retrain_command("icaloflow-ds2-electron-student", "ds2.h5", metadata, teacher="t")
+    assert command == ("calozoo train icaloflow-ds2-electron-student --data ds2.h5 --seed 0 --heldout-fraction 0.25 "
+                       "--teacher t --set layer_hidden=32 --set renormalize_layers=true "
+                       "--train-set 'layer_flow.epochs=4'")
+    assert "--epochs" not in command
