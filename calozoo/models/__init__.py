@@ -3,6 +3,7 @@
 from calozoo.models.base import ShowerGenerator
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
+from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
 from calozoo.registry import register_family
 
 
@@ -26,7 +27,19 @@ def _train_icaloflow(*args, **kwargs):
     return train_icaloflow(*args, **kwargs)
 
 
+def _build_l2lflow(config: dict) -> L2LFlow:
+    return L2LFlow(L2LFlowConfig.from_dict(config))
+
+
+def _train_l2lflow(*args, **kwargs):
+    from calozoo.training.l2lflow import train_l2lflow
+
+    return train_l2lflow(*args, **kwargs)
+
+
 register_family("caloflow", build=_build_caloflow, train=_train_caloflow)
 register_family("icaloflow", build=_build_icaloflow, train=_train_icaloflow)
+register_family("l2lflow", build=_build_l2lflow, train=_train_l2lflow)
 
-__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig"]
+__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig", "L2LFlow",
+           "L2LFlowConfig"]

@@ -51,6 +51,13 @@ def _teacher_for(entry, teacher, dtype):
     return load(teacher, dtype=dtype) if isinstance(teacher, str) else teacher
 
 
+def _merged_settings(recipe: dict, settings: dict | None) -> dict:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (recipe or {}).items()}
+    for key, value in (settings or {}).items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
 def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: int) -> dict:
     """Metrics of `model` on the held-out rows of `data_path` (see calozoo.evaluation.heldout)."""
     from calozoo.evaluation.heldout import heldout_metrics
@@ -63,7 +70,7 @@ def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: in
 def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
                       workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
                       seed: int = 0, progress: bool = True, with_metrics: bool = True,
-                      strategy: str = "none") -> Path:
+                      strategy: str = "none", settings: dict | None = None) -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -72,6 +79,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         workdir: checkpoints (one per epoch; `resume=True` continues from them).
         teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
         strategy: "none", "mirrored" or "multiworker" (TF_CONFIG), see calozoo.training.distribute.
+        settings: training-recipe entries merged over the YAML's `training:` block (per part, key by key),
+            e.g. a compact model's shorter schedules; stored in the metadata as `training_settings`.
     """
     import contextlib
 
@@ -90,7 +99,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
-    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=entry.training,
+    training_settings = _merged_settings(entry.training, settings)
+    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=training_settings,
                            epochs=epochs, resume=resume, seed=seed, progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
     if worker_index() != 0:  # every worker holds the same weights; the chief writes the artifact
@@ -105,6 +115,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
                           "description": "synthetic showers (calozoo.data.synthetic)" if synthetic else "GEANT4 showers"},
         "training": {part: result.to_dict() for part, result in results.items()},
         "training_wall_time_s": wall,
+        "training_settings": training_settings,
         "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
     }
     command = (f"calozoo train {name} --data {data_path} --epochs {epochs} --seed {seed}"
