@@ -4,7 +4,8 @@
 trains (a further 10 % of it selects each part's best epoch). One shared layer flow with a layer embedding
 (`layer_flows=shared`) instead of the paper's 45 keeps the artifact small and the training to minutes.
 
-    PYTHONPATH=. nice -n 10 python scripts/train_compact_l2lflow.py --dataset 3 [--output-root artifacts]
+    PYTHONPATH=. nice -n 10 python scripts/train_compact_l2lflow.py --dataset 3 --layer-epochs 3
+    PYTHONPATH=. nice -n 10 python scripts/train_compact_l2lflow.py --dataset 2 --layer-epochs 1 --layer-batch 512
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ SETTINGS = {
     "layer_flows": {"batch_size": 256, "epochs": 3, "jit_compile": True,
                     "schedule": {"name": "onecycle", "max_lr": 2e-3, "div_factor": 10.0}},
 }
-LAYER_EPOCHS = {"2": 1, "3": 3}  # DS2 has 4x the showers: about the same number of steps
+LAYER_EPOCHS = {"2": 1, "3": 3}  # DS2 has 4x the showers
 
 
 def main():
@@ -33,11 +34,13 @@ def main():
     parser.add_argument("--output-root", default=str(Path(__file__).resolve().parents[1] / "artifacts"))
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--layer-epochs", type=int, default=None)
+    parser.add_argument("--layer-batch", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="a tiny model and one epoch (a smoke run)")
     args = parser.parse_args()
     tf.get_logger().setLevel("ERROR")
     overrides, settings = dict(COMPACT), {k: dict(v) for k, v in SETTINGS.items()}
     settings["layer_flows"]["epochs"] = args.layer_epochs or LAYER_EPOCHS[args.dataset]
+    settings["layer_flows"]["batch_size"] = args.layer_batch or settings["layer_flows"]["batch_size"]
     if args.quick:
         overrides.update(hidden=2, num_blocks=1, energy_hidden=4, energy_blocks=1)
         settings["energy_flow"]["epochs"] = settings["layer_flows"]["epochs"] = 1

@@ -326,11 +326,27 @@ class L2LFlow(ShowerGenerator):
         noisy = self.noisy_voxels(layers, seeds[1])
         energies = self.energies_after_cut(noisy)
         transformed = self.transform_voxels(noisy, tf.range(self.n_layers)[None, :])
+        if self.config.layer_flows == "shared":
+            return total + self._shared_log_prob(transformed, energies, incident)
         for layer in range(self.n_layers):
             context = self.layer_context(layer, self._previous_of(transformed, layer), energies[:, layer : layer + 1],
                                          incident, layer)
-            total += self.flow_for(layer).log_prob(transformed[:, layer], context)
+            total += self.layer_flows[layer].log_prob(transformed[:, layer], context)
         return total
+
+    def _shared_log_prob(self, transformed, energies, incident):
+        """Sum over the layers of the shared flow's log p, in a `tf.while_loop` (the graph holds the flow once)."""
+        offsets = tf.range(1, max(self.config.previous_layers, 1) + 1)
+
+        def body(layer, total):
+            indices = layer - offsets
+            previous = tf.gather(transformed, tf.maximum(indices, 0), axis=1)
+            previous *= tf.cast(indices >= 0, self.dtype)[None, :, None, None]
+            context = self.layer_context(None, previous, tf.gather(energies, [layer], axis=1), incident, layer)
+            return layer + 1, total + self.layer_flow.log_prob(tf.gather(transformed, layer, axis=1), context)
+
+        total = tf.zeros(tf.shape(transformed)[:1], self.dtype)
+        return tf.while_loop(lambda layer, _: layer < self.n_layers, body, (tf.constant(0), total))[1]
 
     # ----- generation (MODELS.md 6.4) ---------------------------------------------------------------------
     def sample_layer_energies(self, incident_gev, seed):

@@ -26,6 +26,13 @@ def tiny(**overrides):
     return L2LFlow(L2LFlowConfig(**{**TINY, **overrides}))
 
 
+@pytest.fixture(scope="module")
+def tiny_models():
+    """One tiny shared and one tiny causal model, built once (tests that change a model build their own)."""
+    tf.random.set_seed(0)
+    return {"shared": tiny(), "causal": tiny(layer_flows="causal")}
+
+
 # ----- parameter counts --------------------------------------------------------------------------------
 def test_paper_ds3_parameter_count_without_building():
     """MODELS.md 6.2: energy flow 447 042; 45 layer flows of ~4.32 M (U-Net 540 154 x 8 + small terms), 194.5 M."""
@@ -45,8 +52,8 @@ def test_registered_configs_and_shared_option_counts():
 
 
 @pytest.mark.parametrize("mode", ["shared", "causal"])
-def test_built_tiny_models_have_the_analytic_count(mode):
-    model = tiny(layer_flows=mode)
+def test_built_tiny_models_have_the_analytic_count(mode, tiny_models):
+    model = tiny_models[mode]
     expected = model.config.expected_num_params()
     assert model.num_params == expected["total"]
     assert model.energy_flow.num_params == expected["energy_flow"]
@@ -68,8 +75,8 @@ def test_config_errors_and_yaml_round_trip():
 
 
 # ----- preprocessing (MODELS.md 6.1) ----------------------------------------------------------------------
-def test_layout_is_r_by_alpha_in_gev():
-    model = tiny()
+def test_layout_is_r_by_alpha_in_gev(tiny_models):
+    model = tiny_models["shared"]
     showers = np.random.default_rng(0).uniform(0, 100, size=(2, 6480)).astype(np.float32)
     layers = model.layers_gev(showers).numpy()
     assert layers.shape == (2, 45, 9, 16)
@@ -140,8 +147,8 @@ def test_veto_redraws_showers_with_too_much_energy(veto, vetoed):
 
 
 @pytest.mark.parametrize("mode", ["shared", "causal"])
-def test_generation_shapes_cut_and_seeds(mode):
-    model = tiny(layer_flows=mode)
+def test_generation_shapes_cut_and_seeds(mode, tiny_models):
+    model = tiny_models[mode]
     sample = model.sampler(jit_compile=False)
     energies = tf.constant([[1_500.0], [40_000.0], [700_000.0]], tf.float32)
     showers = sample(energies, seed_pair(4)).numpy()
@@ -186,14 +193,14 @@ def test_causal_layer_flows_train_one_by_one(ds2, tmp_path):
 
 
 # ----- export --------------------------------------------------------------------------------------------
-def test_tiny_model_exports_and_the_savedmodel_generates_the_same_showers(tmp_path):
+def test_tiny_model_exports_and_the_savedmodel_generates_the_same_showers(tmp_path, tiny_models):
     from calozoo.export import export_model
 
-    model = tiny()
+    model = tiny_models["shared"]
     path = export_model(model, tmp_path, "l2lflow-tiny", warmup=False)
     loaded = tf.saved_model.load(str(path))
     energies = tf.constant([[2_000.0], [90_000.0]], tf.float32)
     served = loaded.signatures["generate_seeded"](incident_energies=energies, seed=tf.constant([5, 1], tf.int64))
-    expected = model.sample_showers(energies, seed_pair(5, 1)).numpy()
+    expected = model.sampler(jit_compile=False)(energies, seed_pair(5, 1)).numpy()
     np.testing.assert_allclose(served["showers"].numpy(), expected, rtol=1e-4, atol=1e-4)
     assert "log_prob" in loaded.signatures
