@@ -4,6 +4,7 @@ from calozoo.models.base import ShowerGenerator
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.models.caloman import CaloMan, CaloManConfig
 from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
+from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
 from calozoo.registry import register_family
 
 
@@ -37,8 +38,20 @@ def _train_caloman(*args, **kwargs):
     return train_caloman(*args, **kwargs)
 
 
+def _build_l2lflow(config: dict) -> L2LFlow:
+    return L2LFlow(L2LFlowConfig.from_dict(config))
+
+
+def _train_l2lflow(*args, **kwargs):
+    from calozoo.training.l2lflow import train_l2lflow
+
+    return train_l2lflow(*args, **kwargs)
+
+
 register_family("caloflow", build=_build_caloflow, train=_train_caloflow)
 register_family("icaloflow", build=_build_icaloflow, train=_train_icaloflow)
 register_family("caloman", build=_build_caloman, train=_train_caloman)
+register_family("l2lflow", build=_build_l2lflow, train=_train_l2lflow)
 
-__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig", "CaloMan", "CaloManConfig"]
+__all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig", "CaloMan",
+           "CaloManConfig", "L2LFlow", "L2LFlowConfig"]

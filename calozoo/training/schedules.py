@@ -74,9 +74,18 @@ def multistep(lr, milestone_fractions, gamma, total_steps):
     return tf_keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
+def exponential(lr, final_factor, total_steps):
+    """lr decaying exponentially to lr * `final_factor` at the end of the run (PyTorch ExponentialLR with
+    gamma = final_factor^(1/epochs), stepped per optimizer step here)."""
+    if not 0.0 < float(final_factor) <= 1.0:
+        raise ValueError(f"`final_factor` must lie in (0, 1]; got {final_factor}.")
+    return tf_keras.optimizers.schedules.ExponentialDecay(float(lr), max(int(total_steps), 1), float(final_factor))
+
+
 def make_schedule(spec: dict, total_steps: int):
-    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'multistep'|'cosine'|'constant', ...}; OneCycle,
-    multistep and cosine (PyTorch CosineAnnealingLR stepped per batch, from `lr` to 0) span `total_steps`."""
+    """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'multistep'|'cosine'|'exponential'|'constant',
+    ...}; OneCycle, multistep, cosine (PyTorch CosineAnnealingLR stepped per batch, from `lr` to 0) and exponential
+    span `total_steps`."""
     spec = dict(spec)
     name = spec.pop("name", "constant")
     if name == "onecycle":
@@ -87,7 +96,9 @@ def make_schedule(spec: dict, total_steps: int):
         return multistep(total_steps=total_steps, **spec)
     if name == "cosine":
         return tf_keras.optimizers.schedules.CosineDecay(float(spec.get("lr", 1e-3)), total_steps)
+    if name == "exponential":
+        return exponential(total_steps=total_steps, **spec)
     if name == "constant":
         return float(spec.get("lr", 1e-4))
     raise ValueError(f"Unknown learning-rate schedule '{name}'; "
-                     "expected 'onecycle', 'cyclic', 'multistep', 'cosine' or 'constant'.")
+                     "expected 'onecycle', 'cyclic', 'multistep', 'cosine', 'exponential' or 'constant'.")

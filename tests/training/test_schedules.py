@@ -21,3 +21,12 @@ def test_cosine_anneals_from_lr_to_zero_over_the_run():
     schedule = make_schedule({"name": "cosine", "lr": 1e-3}, 100)
     values = [float(schedule(step)) for step in (0, 50, 100)]
     assert abs(values[0] - 1e-3) < 1e-9 and abs(values[1] - 5e-4) < 1e-8 and values[2] < 1e-9
+
+
+def test_exponential_reaches_the_final_factor_at_the_end_of_the_run():
+    """ConvL2LFlow's energy flow: Adam 1e-3 decaying to 3e-3 of it over the run."""
+    schedule = make_schedule({"name": "exponential", "lr": 1e-3, "final_factor": 3e-3}, 2000)
+    np.testing.assert_allclose([float(schedule(0)), float(schedule(1000)), float(schedule(2000))],
+                               [1e-3, 1e-3 * 3e-3**0.5, 3e-6], rtol=1e-5)
+    with pytest.raises(ValueError, match="`final_factor` must lie in"):
+        make_schedule({"name": "exponential", "lr": 1e-3, "final_factor": 0.0}, 10)
