@@ -6,20 +6,21 @@ import yaml
 from calozoo_tools._errors import reports_errors
 
 
-def _overrides(settings):
+def _overrides(settings, hint="--set"):
     """`--set key=value` pairs, values parsed as YAML scalars (numbers, booleans, strings)."""
     result = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE; got '{item}'.", param_hint="--set")
+            raise click.BadParameter(f"expected KEY=VALUE; got '{item}'.", param_hint=hint)
         result[key.strip()] = yaml.safe_load(value)
     return result
 
 
 @click.command("train")
 @click.argument("name")
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training showers (CaloChallenge HDF5).")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Training showers (CaloChallenge or CaloGAN HDF5).")
 @click.option("--epochs", type=int, default=None, help="Epochs of every trained part (default: the recipe's).")
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint in --workdir.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Checkpoints (default runs/NAME).")
@@ -27,14 +28,16 @@ def _overrides(settings):
               help="Artifact root (default $CALOZOO_ARTIFACTS or the repository's artifacts/).")
 @click.option("--teacher", default=None, help="For a student: the trained teacher's name (default: the config's).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Change a config entry (compact models).")
+@click.option("--train-set", "training_settings", multiple=True, metavar="KEY=VALUE",
+              help="Change a training-recipe entry by dotted key, e.g. teacher.schedule.lr=1e-3.")
 @click.option("--heldout-fraction", default=0.2, show_default=True, help="Rows kept out of training for the card's metrics.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the split, the initialisation order and the batches.")
 @click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute: one device, all local devices, or the workers of TF_CONFIG.")
 @reports_errors
-def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, heldout_fraction, seed, no_metrics,
-                  strategy):
+def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, training_settings,
+                  heldout_fraction, seed, no_metrics, strategy):
     """Train model NAME on the showers in DATA; checkpoints every epoch, and writes artifacts/NAME/vN."""
     from calozoo.training.recipe import train_to_artifact
 
@@ -43,5 +46,5 @@ def train_command(name, data, epochs, resume, workdir, output_root, teacher, set
     directory = train_to_artifact(name, data, overrides=_overrides(settings), epochs=epochs, workdir=workdir,
                                   output_root=output_root, teacher=teacher, resume=resume,
                                   heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,
-                                  strategy=strategy)
+                                  strategy=strategy, training_overrides=_overrides(training_settings, "--train-set"))
     click.echo(f"wrote {directory}")

@@ -20,7 +20,8 @@ from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, artifact_roots, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "train_to_artifact", "model_card_metrics", "refresh_model_card"]
+__all__ = ["default_output_root", "heldout_rows", "train_to_artifact", "model_card_metrics", "refresh_model_card",
+           "training_with_overrides"]
 
 
 def default_output_root() -> Path:
@@ -43,6 +44,26 @@ def _config_changes(paper: dict, config: dict) -> dict:
     return {k: v for k, v in config.items() if paper.get(k) != v}
 
 
+def training_with_overrides(training: dict, overrides: dict | None) -> dict:
+    """A deep copy of a YAML `training:` block with dotted-key overrides applied, e.g.
+    {"teacher.schedule.lr": 1e-3, "student.batch_size": 100}; an unknown first key (training part) raises ValueError."""
+    import copy
+
+    result = copy.deepcopy(training)
+    for dotted, value in (overrides or {}).items():
+        keys = dotted.split(".")
+        if keys[0] not in result:
+            raise ValueError(f"Training override '{dotted}': this recipe has no part '{keys[0]}'; "
+                             f"parts: {sorted(result)}.")
+        node = result
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"Training override '{dotted}': '{key}' is not a block of settings.")
+        node[keys[-1]] = value
+    return result
+
+
 def _teacher_for(entry, teacher, dtype):
     """The trained teacher a student is distilled from: a name (its shipped artifact) or a model."""
     teacher = teacher or entry.extra.get("teacher")
@@ -63,7 +84,7 @@ def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: in
 def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
                       workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
                       seed: int = 0, progress: bool = True, with_metrics: bool = True,
-                      strategy: str = "none") -> Path:
+                      strategy: str = "none", training_overrides: dict | None = None) -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -72,6 +93,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         workdir: checkpoints (one per epoch; `resume=True` continues from them).
         teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
         strategy: "none", "mirrored" or "multiworker" (TF_CONFIG), see calozoo.training.distribute.
+        training_overrides: dotted-key changes of the YAML's training recipe (`training_with_overrides`), e.g.
+            a larger learning rate for a short compact run: {"teacher.schedule.lr": 1e-3}.
     """
     import contextlib
 
@@ -90,7 +113,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
-    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=entry.training,
+    training = training_with_overrides(entry.training, training_overrides)
+    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=training,
                            epochs=epochs, resume=resume, seed=seed, progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
     if worker_index() != 0:  # every worker holds the same weights; the chief writes the artifact
@@ -99,6 +123,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     metadata = {
         "num_params": model.num_params,
         "config_changes": _config_changes(entry.config, config),
+        "training_changes": dict(training_overrides or {}),
         "training_data": {"file": str(data_path), "n_showers": int(len(energies)), "n_train": int(len(train_rows)),
                           "n_heldout": int(len(held_rows)), "heldout_fraction": heldout_fraction, "split_seed": seed,
                           "synthetic": synthetic,
@@ -108,7 +133,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
     }
     command = (f"calozoo train {name} --data {data_path} --epochs {epochs} --seed {seed}"
-               + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items()))
+               + "".join(f" --set {k}={v}" for k, v in metadata["config_changes"].items())
+               + "".join(f" --train-set {k}={v}" for k, v in metadata["training_changes"].items()))
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1
