@@ -139,13 +139,12 @@ def particle_crosscheck(reference_a, reference_b, generated_a, generated_b, sett
     return result
 
 
-def _shape_vectors(showers, dataset: str) -> np.ndarray:
+def _shape_vectors(showers) -> np.ndarray:
     """sqrt of the thresholded voxel energies (GeV^0.5): a distance that the many small voxels also shape."""
-    del dataset
     return np.sqrt(threshold_showers(showers, _THRESHOLD_MEV) / 1e3)
 
 
-def nearest_neighbours(generated_showers, reference_showers, unseen_showers, dataset: str = "calogan-eplus") -> dict:
+def nearest_neighbours(generated_showers, reference_showers, unseen_showers) -> dict:
     """The memorisation check: distance of each generated shower to its nearest `reference_showers` shower (the
     model's training showers), against the same distance for `unseen_showers` (reference showers it never saw).
 
@@ -159,9 +158,9 @@ def nearest_neighbours(generated_showers, reference_showers, unseen_showers, dat
     """
     from sklearn.neighbors import NearestNeighbors
 
-    index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(_shape_vectors(reference_showers, dataset))
-    gen_distance, gen_neighbour = index.kneighbors(_shape_vectors(generated_showers, dataset))
-    unseen_distance, _ = index.kneighbors(_shape_vectors(unseen_showers, dataset))
+    index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(_shape_vectors(reference_showers))
+    gen_distance, gen_neighbour = index.kneighbors(_shape_vectors(generated_showers))
+    unseen_distance, _ = index.kneighbors(_shape_vectors(unseen_showers))
     median_gen, median_unseen = float(np.median(gen_distance)), float(np.median(unseen_distance))
     return {"median_distance_generated": median_gen, "median_distance_unseen": median_unseen,
             "ratio": median_gen / median_unseen if median_unseen > 0 else math.inf,
@@ -255,7 +254,7 @@ def _evaluate_particle(particle: str, data_path, roles, n_showers: int, n_nll: i
         entry["test_nll"] = test_nll(model, held_s[:n_nll], held_e[:n_nll], seed=seed)
         entry["n_nll"] = int(min(n_nll, len(held_e)))
         n_memory = min(len(train_e), 5 * n)
-        entry["nearest_neighbours"] = nearest_neighbours(showers, train_s[:n_memory], reference, dataset)
+        entry["nearest_neighbours"] = nearest_neighbours(showers, train_s[:n_memory], reference)
         if workdir is not None:
             plot_nearest_neighbours(showers, train_s[:n_memory], entry["nearest_neighbours"]["nearest_generated"],
                                     workdir / f"nearest_{particle}_{role}.png", dataset)

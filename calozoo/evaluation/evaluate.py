@@ -235,8 +235,7 @@ class _Run:
         from calozoo.evaluation import calogan
 
         half = len(self.ref_s) // 2
-        result = calogan.nearest_neighbours(self.gen_s[: len(self.ref_s) - half], self.ref_s[:half],
-                                            self.ref_s[half:], self.geometry.name)
+        result = calogan.nearest_neighbours(self.gen_s[: len(self.ref_s) - half], self.ref_s[:half], self.ref_s[half:])
         neighbours = result.pop("nearest_generated")
         if self.workdir is not None and self.geometry.name.startswith("calogan"):
             calogan.plot_nearest_neighbours(self.gen_s, self.ref_s[:half], neighbours,

@@ -146,3 +146,15 @@ def test_export_of_a_tiny_calogan_teacher(tmp_path):
     assert "log_prob" in signatures
     showers = signatures["serving_default"](incident_energies=tf.constant([[2e3], [9e4]], tf.float32))["showers"]
     assert showers.shape == (2, 504) and (showers.numpy() >= 0).all()
+
+
+def test_training_overrides_change_only_the_named_entries():
+    from calozoo.training.recipe import training_with_overrides
+
+    recipe = zoo.get_entry("caloflow-calogan-gamma-student").training
+    changed = training_with_overrides(recipe, {"student.schedule.lr": 1e-3, "student.accumulation.batches": [1, 2]})
+    assert changed["student"]["schedule"] == {**recipe["student"]["schedule"], "lr": 1e-3}
+    assert changed["student"]["accumulation"] == {"fractions": [0.1, 0.4, 0.7], "batches": [1, 2]}
+    assert recipe["student"]["schedule"]["lr"] == 1e-4, "the registry's recipe must stay untouched"
+    with pytest.raises(ValueError, match="no part 'teacher'"):
+        training_with_overrides(recipe, {"teacher.schedule.lr": 1e-3})
