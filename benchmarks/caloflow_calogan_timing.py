@@ -29,12 +29,14 @@ def main():
     parser.add_argument("--out", default="caloflow_calogan_timing.json")
     parser.add_argument("--quick", action="store_true", help="batches 10 and 100, 2 repeats (a smoke run)")
     parser.add_argument("--roles", default="student,teacher", help="comma list of student, teacher")
+    parser.add_argument("--batches", default=",".join(str(b) for b in BATCHES),
+                        help="comma list of batch sizes among 10,100,1000,10000")
     args = parser.parse_args()
     rows, environment = [], None
     for role in args.roles.split(","):
         repeats_by_batch, warmup = RUNS[role]
         model = zoo.create(f"caloflow-calogan-eplus-{role}", dtype="float32")
-        for batch in BATCHES[:2] if args.quick else BATCHES:
+        for batch in BATCHES[:2] if args.quick else [int(b) for b in args.batches.split(",")]:
             repeats = 2 if args.quick else repeats_by_batch[batch]
             report = time_generation(model, (batch,), repeats=repeats, warmup=warmup, progress=False)
             row = report["results"][0]
