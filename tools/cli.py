@@ -14,6 +14,7 @@ def main():
 
 from calozoo_tools.data import data_group  # noqa: E402
 from calozoo_tools.evaluate import evaluate_command  # noqa: E402
+from calozoo_tools.evaluate_calogan import evaluate_calogan_command  # noqa: E402
 from calozoo_tools.export import export_command  # noqa: E402
 from calozoo_tools.generate import generate_command  # noqa: E402
 from calozoo_tools.intrinsic_dim import intrinsic_dim_command  # noqa: E402
@@ -23,5 +24,6 @@ from calozoo_tools.timing import time_command  # noqa: E402
 from calozoo_tools.train import train_command  # noqa: E402
 
 for _command in (list_command, info_command, card_command, data_group, synthesize_command, train_command,
-                 generate_command, evaluate_command, time_command, export_command, intrinsic_dim_command):
+                 generate_command, evaluate_command, evaluate_calogan_command, time_command, export_command,
+                 intrinsic_dim_command):
     main.add_command(_command)

@@ -8,10 +8,12 @@ from calozoo_tools._errors import reports_errors
 @click.command("evaluate")
 @click.argument("generated", type=click.Path(dir_okay=False))
 @click.argument("reference", type=click.Path(dir_okay=False))
-@click.option("-d", "--dataset", required=True, type=click.Choice(["1-photons", "1-pions", "2", "3"]),
-              help="CaloChallenge dataset; the voxel count of both files must match it.")
+@click.option("-d", "--dataset", required=True,
+              type=click.Choice(["1-photons", "1-pions", "2", "3", "calogan-eplus", "calogan-gamma", "calogan-piplus"]),
+              help="Dataset (CaloChallenge or CaloGAN); the voxel count of both files must match it.")
 @click.option("-m", "--modes", default="all", show_default=True,
-              help="Comma list of hist, avg, cls-low, cls-low-normed, cls-high, cls-hgb, fpd (= kpd), prdc, or all.")
+              help="Comma list of hist, avg, cls-low, cls-low-normed, cls-high, cls-hgb, fpd (= kpd), prdc, "
+                   "cls-seed, cls-seed-normed, nn; or all (the CaloChallenge modes) or seed (the last three).")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False),
               help="New (or empty) directory for results.json, report.md and the plots.")
 @click.option("--repeats", default=1, show_default=True, help="DNN classifier runs (mean +- std).")

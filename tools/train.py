@@ -19,7 +19,8 @@ def _overrides(settings, option="--set"):
 
 @click.command("train")
 @click.argument("name")
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training showers (CaloChallenge HDF5).")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Training showers (CaloChallenge or CaloGAN HDF5).")
 @click.option("--epochs", type=int, default=None, help="Epochs of every trained part (default: the recipe's).")
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint in --workdir.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Checkpoints (default runs/NAME).")

@@ -1,6 +1,7 @@
 """Shower files in the CaloChallenge format: validated reading, atomic and streamed writing.
 
 A file holds `incident_energies` (N, 1) MeV and `showers` (N, n_voxels) MeV, gzip-compressed and chunked.
+`read_showers` and `read_incident_energies` also read CaloGAN files (calozoo.data.calogan), converted to that form.
 Writers fill a temporary file next to the target and rename it at the end, so a crash or a bad input
 never leaves a half-written file under the target name.
 """
@@ -75,8 +76,18 @@ def _dataset(handle: h5py.File, key: str, path) -> h5py.Dataset:
     return handle[key]
 
 
+def _calogan_reader(path):
+    """calozoo.data.calogan if `path` is a CaloGAN file, else None (imported here: that module imports this one)."""
+    from calozoo.data import calogan
+
+    return calogan if calogan.is_calogan_file(path) else None
+
+
 def read_incident_energies(path) -> np.ndarray:
-    """The validated `incident_energies` (N, 1) MeV of a shower file."""
+    """The validated `incident_energies` (N, 1) MeV of a shower file (CaloChallenge or CaloGAN format)."""
+    calogan = _calogan_reader(path)
+    if calogan is not None:
+        return calogan.read_calogan(path)[0]
     with _open(path) as handle:
         try:
             energies = _dataset(handle, ENERGY_KEY, path)[()]
@@ -89,10 +100,19 @@ def read_showers(path, n_voxels: int | None = None, start: int = 0, stop: int | 
                  validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(incident energies (N, 1) float64, showers (N, V) float32), rows [start, stop), both in MeV.
 
+    CaloGAN files (`energy` in GeV, `layer_0/1/2`) are read too and returned in this form (V = 504).
+
     Args:
         n_voxels: if given, the voxel count the file must have.
         validate: check for NaN / negative / non-positive values (one clear ShowerFileError each).
     """
+    calogan = _calogan_reader(path)
+    if calogan is not None:
+        energies, showers = calogan.read_calogan(path, start, stop)
+        if n_voxels is not None and showers.shape[1] != n_voxels:
+            raise ShowerFileError(f"{path}: a CaloGAN file has {showers.shape[1]} voxels per shower; "
+                                  f"expected {n_voxels}.")
+        return energies, showers
     with _open(path) as handle:
         energies_ds, showers_ds = _dataset(handle, ENERGY_KEY, path), _dataset(handle, SHOWER_KEY, path)
         if energies_ds.shape[0] != showers_ds.shape[0]:

@@ -1,4 +1,9 @@
-"""CaloChallenge geometries read from the official binning XML files."""
+"""Calorimeter geometries: the CaloChallenge datasets (from the official binning XML files) and the CaloGAN detector.
+
+CaloChallenge layers are polar (`Layer`: radial x angular bins); CaloGAN layers are Cartesian (`CartesianLayer`:
+x by y cells, ../shared/reference/CALOGAN.md section 1). Both give voxel centres, flat slices and a `voxel_index`
+that bins transverse positions, so code that works on a `Geometry` works on either.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["Layer", "Geometry", "DATASET_NAMES", "load_geometry", "geometry_for_voxels"]
+__all__ = ["Layer", "CartesianLayer", "Geometry", "DATASET_NAMES", "CALOGAN_DATASETS", "load_geometry",
+           "geometry_for_voxels"]
 
-DATASET_NAMES = ("1-photons", "1-pions", "2", "3")
+CALOGAN_DATASETS = ("calogan-eplus", "calogan-gamma", "calogan-piplus")
+DATASET_NAMES = ("1-photons", "1-pions", "2", "3") + CALOGAN_DATASETS
 
 _XML_FILES = {
     "1-photons": ("binning_dataset_1_photons.xml", "photon"),
@@ -22,7 +29,9 @@ _XML_FILES = {
 }
 
 # Voxels below this energy (MeV) are zeroed by the official evaluation (EVALUATION.md section 2).
-_EVALUATION_THRESHOLDS_MEV = {"1-photons": 1.0, "1-pions": 1.0, "2": 0.5e-3 / 0.033, "3": 0.5e-3 / 0.033}
+# CaloGAN: the 0.01 MeV threshold that CaloFlow applies when it saves showers (CALOGAN.md section 2).
+_EVALUATION_THRESHOLDS_MEV = {"1-photons": 1.0, "1-pions": 1.0, "2": 0.5e-3 / 0.033, "3": 0.5e-3 / 0.033,
+                              **{name: 0.01 for name in CALOGAN_DATASETS}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +73,83 @@ class Layer:
         width = 2.0 * math.pi / self.n_alpha
         return -math.pi + (np.arange(self.n_alpha) + 0.5) * width
 
+    @property
+    def resolves_alpha(self) -> bool:
+        """Whether the layer has more than one angular bin (so transverse centroids are defined)."""
+        return self.n_alpha > 1
+
     def voxel_centres(self) -> tuple[np.ndarray, np.ndarray]:
         """(r, alpha) centre of every voxel of the layer in flat order, each shape (n_voxels,)."""
         alpha, r = np.meshgrid(self.alpha_centres, self.r_centres, indexing="ij")
         return r.reshape(-1), alpha.reshape(-1)
+
+    def voxel_index(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Flat index inside the layer of the voxel holding each transverse point (mm); -1 outside the layer."""
+        r, alpha = np.hypot(x, y), np.arctan2(y, x)
+        r_bin = np.searchsorted(self.r_edges, r, side="right") - 1
+        a_bin = np.minimum(((alpha + np.pi) / (2 * np.pi) * self.n_alpha).astype(np.int64), self.n_alpha - 1)
+        inside = r < self.r_edges[-1]
+        return np.where(inside, a_bin * self.n_r + r_bin, -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class CartesianLayer:
+    """One layer of Cartesian cells centred on the beam: `n_x` x `n_y` cells of `cell_x` x `cell_y` mm.
+
+    Voxels are stored x-major (CaloGAN's array axis 0 = x): flat index inside the layer = ix * n_y + iy.
+    `z_edges` are the layer's front and back faces along the beam, mm.
+    """
+
+    id: int
+    n_x: int
+    n_y: int
+    cell_x: float
+    cell_y: float
+    z_edges: tuple[float, float]
+    offset: int
+
+    @property
+    def n_voxels(self) -> int:
+        return self.n_x * self.n_y
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_x, n_y): the layer's array shape in a CaloGAN file."""
+        return (self.n_x, self.n_y)
+
+    @property
+    def depth(self) -> float:
+        """Thickness along the beam, mm."""
+        return self.z_edges[1] - self.z_edges[0]
+
+    @property
+    def voxel_slice(self) -> slice:
+        """Columns of this layer in the flattened shower."""
+        return slice(self.offset, self.offset + self.n_voxels)
+
+    @property
+    def resolves_alpha(self) -> bool:
+        """Cartesian cells resolve both transverse directions."""
+        return True
+
+    def xy_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) centre of every cell in flat order, mm, each shape (n_voxels,)."""
+        xs = (np.arange(self.n_x) + 0.5 - self.n_x / 2) * self.cell_x
+        ys = (np.arange(self.n_y) + 0.5 - self.n_y / 2) * self.cell_y
+        x, y = np.meshgrid(xs, ys, indexing="ij")
+        return x.reshape(-1), y.reshape(-1)
+
+    def voxel_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(r, alpha) of every cell centre in flat order (the polar form the CaloChallenge features use)."""
+        x, y = self.xy_centres()
+        return np.hypot(x, y), np.arctan2(y, x)
+
+    def voxel_index(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Flat index inside the layer of the cell holding each transverse point (mm); -1 outside the binned area."""
+        ix = np.floor(np.asarray(x) / self.cell_x + self.n_x / 2).astype(np.int64)
+        iy = np.floor(np.asarray(y) / self.cell_y + self.n_y / 2).astype(np.int64)
+        inside = (ix >= 0) & (ix < self.n_x) & (iy >= 0) & (iy < self.n_y)
+        return np.where(inside, ix * self.n_y + iy, -1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +164,7 @@ class Geometry:
 
     name: str
     particle: str
-    layers: tuple[Layer, ...]
+    layers: tuple[Layer | CartesianLayer, ...]
 
     @property
     def n_voxels(self) -> int:
@@ -132,9 +214,26 @@ def _parse_binning(xml_text: str, name: str, particle: str) -> Geometry:
     return Geometry(name=name, particle=particle, layers=tuple(layers))
 
 
+# CaloGAN (CALOGAN.md section 1): (n_x, n_y), cell size (mm) and z faces (mm, detector front at -240) per layer.
+_CALOGAN_LAYERS = (((3, 96), (160.0, 5.0), (-240.0, -150.0)),
+                   ((12, 12), (40.0, 40.0), (-150.0, 197.0)),
+                   ((12, 6), (40.0, 80.0), (197.0, 240.0)))
+
+
+def _calogan_geometry(name: str) -> Geometry:
+    layers, offset = [], 0
+    for index, ((n_x, n_y), (cell_x, cell_y), z_edges) in enumerate(_CALOGAN_LAYERS):
+        layers.append(CartesianLayer(index, n_x, n_y, cell_x, cell_y, z_edges, offset))
+        offset += n_x * n_y
+    return Geometry(name=name, particle=name.split("-", 1)[1], layers=tuple(layers))
+
+
 @functools.lru_cache(maxsize=None)
 def load_geometry(name: str) -> Geometry:
-    """Geometry of a CaloChallenge dataset: '1-photons', '1-pions', '2' or '3'."""
+    """Geometry of a dataset: CaloChallenge '1-photons', '1-pions', '2', '3', or CaloGAN 'calogan-eplus',
+    'calogan-gamma', 'calogan-piplus' (one detector, 504 voxels, three particles)."""
+    if name in CALOGAN_DATASETS:
+        return _calogan_geometry(name)
     if name not in _XML_FILES:
         raise ValueError(f"Unknown dataset '{name}'; expected one of {', '.join(DATASET_NAMES)}.")
     filename, particle = _XML_FILES[name]
@@ -143,10 +242,10 @@ def load_geometry(name: str) -> Geometry:
 
 
 def geometry_for_voxels(n_voxels: int) -> Geometry:
-    """The dataset whose showers have `n_voxels` voxels (368, 533, 6480 or 40500)."""
+    """The dataset whose showers have `n_voxels` voxels (368, 533, 6480, 40500; 504 gives 'calogan-eplus')."""
     for name in DATASET_NAMES:
         geometry = load_geometry(name)
         if geometry.n_voxels == n_voxels:
             return geometry
     counts = ", ".join(str(load_geometry(n).n_voxels) for n in DATASET_NAMES)
-    raise ValueError(f"No CaloChallenge dataset has {n_voxels} voxels; expected one of {counts}.")
+    raise ValueError(f"No dataset has {n_voxels} voxels; expected one of {counts}.")

@@ -31,13 +31,17 @@ from calozoo.evaluation.separation import (feature_group, histogram_edges, histo
 
 __all__ = ["evaluate", "MODES", "parse_modes", "summary_rows", "render_report"]
 
-MODES = ("hist", "avg", "cls-low", "cls-low-normed", "cls-high", "cls-hgb", "fpd", "prdc")
-_CLASSIFIER_MODES = ("cls-low", "cls-low-normed", "cls-high", "cls-hgb")
-_ALIASES = {"kpd": ("fpd",), "all": MODES}
+CHALLENGE_MODES = ("hist", "avg", "cls-low", "cls-low-normed", "cls-high", "cls-hgb", "fpd", "prdc")
+# The CaloFlow classifier paper's metrics (calozoo.evaluation.calogan), for any geometry; "seed" runs all three.
+SEED_MODES = ("cls-seed", "cls-seed-normed", "nn")
+MODES = CHALLENGE_MODES + SEED_MODES
+_CLASSIFIER_MODES = ("cls-low", "cls-low-normed", "cls-high", "cls-hgb", "cls-seed", "cls-seed-normed")
+_ALIASES = {"kpd": ("fpd",), "all": CHALLENGE_MODES, "seed": SEED_MODES}
 
 
 def parse_modes(modes: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Modes from a comma list ("hist,cls-high") or a sequence; "all" means every mode, "kpd" means "fpd"."""
+    """Modes from a comma list ("hist,cls-high") or a sequence; "all" means every CaloChallenge mode, "seed" the
+    CaloFlow classifier paper's modes (cls-seed, cls-seed-normed, nn), "kpd" means "fpd"."""
     names = [m.strip() for m in modes.split(",")] if isinstance(modes, str) else list(modes)
     chosen = []
     for name in names:
@@ -45,7 +49,7 @@ def parse_modes(modes: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
             continue
         for mode in _ALIASES.get(name, (name,)):
             if mode not in MODES:
-                raise ValueError(f"Unknown evaluation mode '{name}'; choose from {', '.join(MODES + ('kpd', 'all'))} "
+                raise ValueError(f"Unknown evaluation mode '{name}'; choose from {', '.join(MODES + ('kpd', 'all', 'seed'))} "
                                  f"(comma-separated).")
             if mode not in chosen:
                 chosen.append(mode)
@@ -214,9 +218,38 @@ class _Run:
         result["nearest_k"] = 5
         return result
 
+    def seed_dnn(self, normalise: bool) -> dict:
+        from calozoo.evaluation import calogan
+
+        settings = calogan.SEED_FAST_SETTINGS if self.settings.name == "fast" else calogan.SEED_SETTINGS
+        runs = [calogan.seed_classifier((self.gen_e, self.gen_s), (self.ref_e, self.ref_s), normalise,
+                                        self.geometry.name, settings, seed=self.seed + 1000 * k, progress=self.progress)
+                for k in range(self.repeats)]
+        aucs, jsds = np.array([r["auc"] for r in runs]), np.array([r["jsd"] for r in runs])
+        return {"auc_mean": float(aucs.mean()), "auc_std": float(aucs.std()), "jsd_mean": float(jsds.mean()),
+                "jsd_std": float(jsds.std()), "repeats": self.repeats, "settings": dataclasses.asdict(settings),
+                "runs": runs}
+
+    def nearest(self) -> dict:
+        """Memorisation check against the first half of the reference; the second half plays the unseen showers."""
+        from calozoo.evaluation import calogan
+
+        half = len(self.ref_s) // 2
+        result = calogan.nearest_neighbours(self.gen_s[: len(self.ref_s) - half], self.ref_s[:half], self.ref_s[half:])
+        neighbours = result.pop("nearest_generated")
+        if self.workdir is not None and self.geometry.name.startswith("calogan"):
+            calogan.plot_nearest_neighbours(self.gen_s, self.ref_s[:half], neighbours,
+                                            self.workdir / "nearest_neighbours.png", self.geometry.name)
+            self.plots.append(("nearest reference showers", "nearest_neighbours.png"))
+        return result
+
     def run(self, mode: str) -> dict:
         if mode in ("cls-low", "cls-low-normed", "cls-high"):
             return self.dnn(mode)
+        if mode in ("cls-seed", "cls-seed-normed"):
+            return self.seed_dnn(mode == "cls-seed-normed")
+        if mode == "nn":
+            return self.nearest()
         return {"hist": self.hist, "avg": self.avg, "cls-hgb": self.hgb, "fpd": self.fpd, "prdc": self.prdc}[mode]()
 
 
@@ -228,7 +261,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         rows += [(f"separation power, mean {group}", f"{value:.4f}") for group, value in summary.items()]
         rows.append(("layer-energy correlation, mean abs difference",
                      f"{results['hist']['layer_energy_correlation']['mean_abs_difference']:.4f}"))
-    for mode in ("cls-low", "cls-low-normed", "cls-high"):
+    for mode in ("cls-low", "cls-low-normed", "cls-high", "cls-seed", "cls-seed-normed"):
         if mode in results:
             r = results[mode]
             rows.append((f"{mode} AUC ({r['settings']['name']}, {r['repeats']} run(s))",
@@ -244,6 +277,10 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     if "prdc" in results:
         r = results["prdc"]
         rows += [(f"PRDC {key}", f"{r[key]:.4f}") for key in ("precision", "recall", "density", "coverage")]
+    if "nn" in results:
+        r = results["nn"]
+        rows.append(("nearest-neighbour distance ratio generated / unseen", f"{r['ratio']:.4f}"))
+        rows.append(("generated showers that copy a reference shower", str(r["exact_copies"])))
     return rows
 
 
@@ -258,7 +295,7 @@ def render_report(results: dict, plot_files: list[tuple[str, str]]) -> str:
              "## Summary", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in summary_rows(results)]
     lines += ["", "Wall time per mode (s): " + ", ".join(f"{m} {t:.1f}" for m, t in results["wall_time_s"].items()), ""]
-    for mode in ("cls-low", "cls-low-normed", "cls-high"):
+    for mode in ("cls-low", "cls-low-normed", "cls-high", "cls-seed", "cls-seed-normed"):
         if mode in results:
             lines += [f"## {mode}: runs", "", "| run | AUC | JSD | accuracy | AUC uncalibrated | best epoch | split |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -298,9 +335,10 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
 
     Args:
         generated, reference: a CaloChallenge HDF5 path, or an (energies (N, 1) MeV, showers (N, V) MeV) pair.
-        dataset: "1-photons", "1-pions", "2" or "3"; the voxel count of both samples must match it.
+        dataset: "1-photons", "1-pions", "2", "3" or "calogan-eplus" / "-gamma" / "-piplus"; the voxel count of both
+            samples must match it.
         modes: comma list or sequence of hist, avg, cls-low, cls-low-normed, cls-high, cls-hgb, fpd (= kpd), prdc,
-            or "all" (every mode).
+            cls-seed, cls-seed-normed, nn; "all" (every CaloChallenge mode) or "seed" (the last three).
         output_dir: if given, results.json, report.md and PNG plots are written there (it must not exist or be
             empty); nothing is written when an error occurs.
         repeats: DNN classifier runs (mean +- std of AUC and JSD).

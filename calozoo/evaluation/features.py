@@ -85,7 +85,7 @@ def _layer_features(layer_showers: np.ndarray, layer: Layer) -> dict[str, np.nda
     weight_sum = energy + WEIGHT_EPSILON
     out = {"energy": energy, "sparsity": 1.0 - (layer_showers > 0).mean(axis=1)}
     out["ec_r"], out["width_r"] = _weighted_mean_and_width(layer_showers, weight_sum, r)
-    if layer.n_alpha > 1:
+    if layer.resolves_alpha:
         out["ec_eta"], out["width_eta"] = _weighted_mean_and_width(layer_showers, weight_sum, r * np.cos(alpha))
         out["ec_phi"], out["width_phi"] = _weighted_mean_and_width(layer_showers, weight_sum, r * np.sin(alpha))
     return out
@@ -116,7 +116,7 @@ def compute_features(showers: np.ndarray, energies: np.ndarray, geometry: Geomet
     threshold = geometry.evaluation_threshold_mev if threshold_mev is None else threshold_mev
     per_layer = [_layer_features(threshold_showers(showers[:, layer.voxel_slice], threshold), layer)
                  for layer in geometry.layers]
-    alpha_layers = [i for i, layer in enumerate(geometry.layers) if layer.n_alpha > 1]
+    alpha_layers = [i for i, layer in enumerate(geometry.layers) if layer.resolves_alpha]
 
     def stack(key, indices):
         if not indices:

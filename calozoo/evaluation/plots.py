@@ -38,6 +38,21 @@ def _grid(n_panels: int, panel_size: float = 2.6):
     return plt, figure, axes.flat
 
 
+def _cartesian_panels(figure, layer, index, rows, columns, ref_mean, gen_mean, log_norm):
+    """Reference and generated mean images of one Cartesian layer (x across, y up)."""
+    images = [mean[layer.voxel_slice].reshape(layer.shape) for mean in (ref_mean, gen_mean)]
+    top = max(1e-1, float(max(image.max() for image in images)))
+    for which, (image, label) in enumerate(zip(images, ("reference", "generated"))):
+        row, column = divmod(index, columns)
+        axis = figure.add_subplot(2 * rows, columns, (2 * row + which) * columns + column + 1)
+        mesh = axis.imshow(np.clip(image.T, 1e-2, None), origin="lower", aspect="auto",
+                           norm=log_norm(vmin=1e-2, vmax=top), cmap="viridis")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_title(f"layer {layer.id} {label}", fontsize=7)
+    figure.colorbar(mesh, ax=axis, fraction=0.05, pad=0.05).ax.tick_params(labelsize=5)
+
+
 def plot_average_showers(gen_mean: np.ndarray, ref_mean: np.ndarray, geometry: Geometry, path: Path) -> Path:
     """Mean energy per voxel, layer by layer, as polar images: reference and generated side by side for each layer
     (log colour scale from 1e-2 MeV, shared per layer)."""
@@ -49,6 +64,9 @@ def plot_average_showers(gen_mean: np.ndarray, ref_mean: np.ndarray, geometry: G
     rows = math.ceil(n / columns)
     figure = plt.figure(figsize=(2.4 * columns, 4.6 * rows))
     for index, layer in enumerate(geometry.layers):
+        if not hasattr(layer, "r_edges"):  # a Cartesian (CaloGAN) layer: plain images
+            _cartesian_panels(figure, layer, index, rows, columns, ref_mean, gen_mean, LogNorm)
+            continue
         images = [mean[layer.voxel_slice].reshape(layer.n_alpha, layer.n_r) for mean in (ref_mean, gen_mean)]
         top = max(1e-1, float(max(image.max() for image in images)))
         alpha_edges = np.linspace(-math.pi, math.pi, layer.n_alpha + 1)

@@ -68,9 +68,19 @@ def _ds1_range(layer_id: int, wide_layers: tuple[int, ...], wide: float, narrow:
     return wide if layer_id in wide_layers else narrow
 
 
+# CaloGAN cells are 5-160 mm wide over |x|, |y| < 240 mm: (EC half range, width top, EC_r top, width_r top) in mm.
+_CALOGAN_RANGES = (100.0, 150.0, 200.0, 150.0)
+
+
 def _shape_edges(name: str, layer_id: int, geometry: Geometry) -> np.ndarray:
     """Edges of the EC / width histograms of one layer (100 uniform bins)."""
     ds1 = _is_ds1(geometry)
+    if geometry.name.startswith("calogan"):
+        ec, width, ec_r, width_r = _CALOGAN_RANGES
+        if name in ("ec_eta", "ec_phi"):
+            return np.linspace(-ec, ec, 101)
+        top = {"width_eta": width, "width_phi": width, "ec_r": ec_r}.get(name, width_r)
+        return np.linspace(0.0, top, 101)
     if name in ("ec_eta", "ec_phi"):
         half = _ds1_range(layer_id, (12, 13), 500.0, 100.0) if ds1 else 30.0
         return np.linspace(-half, half, 101)

@@ -1,8 +1,11 @@
-"""CaloFlow for CaloChallenge dataset 1 (Krause, Pang, Shih; arXiv:2210.14245): Flow-I + Flow-II teacher/student.
+"""CaloFlow (Krause, Shih): Flow-I + Flow-II teacher/student, on CaloChallenge dataset 1 (arXiv:2210.14245) and on
+the original CaloGAN detector (CaloFlow v1 teacher / v2 student, arXiv:2106.05285, arXiv:2110.11377).
 
 Flow-I learns the layer energies in u-space given E_inc; Flow-II learns the layer-normalised voxels in logit
 space given E_inc and the layer energies. The teacher's Flow-II is a MAF (density in one pass), the student's
-an IAF distilled from it (sampling in one pass). Constants: ../shared/reference/MODELS.md section 2.
+an IAF distilled from it (sampling in one pass). One code path serves both detectors; the constants that differ
+(conditions, u-space factor, clamp) are config fields. Constants: ../shared/reference/MODELS.md section 2 (DS1)
+and CALOGAN.md section 2 (CaloGAN).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.layerwise_permutation import alternating_permutations, random_within_layers
-from calozoo.data.geometry import load_geometry
+from calozoo.data.geometry import CALOGAN_DATASETS, load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.preprocessing import (
@@ -32,10 +35,15 @@ __all__ = ["CaloFlowConfig", "CaloFlow", "shower_flow_permutations"]
 
 @dataclasses.dataclass(frozen=True)
 class CaloFlowConfig(FlowConfig):
-    """Everything that defines a CaloFlow DS1 model; the defaults are the photon teacher of the paper."""
+    """Everything that defines a CaloFlow model; the defaults are the DS1 photon teacher of the paper.
+
+    The conditions are log10(`energy_condition_scale` E_inc) and log10(E_k + eps) + `layer_condition_offset`
+    in model units (`energy_unit_mev`): DS1 uses 3 and -1, CaloGAN 10 and +2 (log10(E_tot / 10 GeV) and
+    log10(E_k / GeV)).
+    """
 
     family_label = "CaloFlow"
-    datasets = ("1-photons", "1-pions")
+    datasets = ("1-photons", "1-pions") + CALOGAN_DATASETS
 
     dataset: str = "1-photons"
     role: str = "teacher"  # "teacher" (MAF Flow-II) or "student" (IAF Flow-II)
@@ -51,6 +59,8 @@ class CaloFlowConfig(FlowConfig):
     energy_made_hidden_blocks: int = 2
     energy_unit_mev: float = 1e5
     u0_factor: float = 2.42
+    energy_condition_scale: float = 3.0
+    layer_condition_offset: float = -1.0
     voxel_noise: float = 1e-8
     energy_flow_noise: float = 1e-8
     layer_condition_eps: float = 1e-8
@@ -78,7 +88,7 @@ def _energy_flow_permutations(features: int, num_blocks: int, seed: int) -> list
 
 
 class CaloFlow(ShowerGenerator):
-    """A CaloFlow DS1 generator: Flow-I (layer energies) -> Flow-II (voxel shapes) -> showers in MeV.
+    """A CaloFlow generator: Flow-I (layer energies) -> Flow-II (voxel shapes) -> showers in MeV.
 
     Example:
         >>> model = CaloFlow(CaloFlowConfig(role="student", hidden=16, energy_hidden=8))
@@ -143,12 +153,13 @@ class CaloFlow(ShowerGenerator):
 
     # ----- conditions and preprocessing ---------------------------------------------------------
     def energy_condition(self, incident_energy):
-        """log10(3 E_inc / 100 GeV), (N, 1), from E_inc in model units (100 GeV)."""
-        return tf.math.log(3.0 * incident_energy) / np.log(10.0)
+        """log10(s E_inc), (N, 1), from E_inc in model units (100 GeV); s = `energy_condition_scale`
+        (DS1: log10(3 E_inc / 100 GeV); CaloGAN: log10(E_inc / 10 GeV))."""
+        return tf.math.log(self.config.energy_condition_scale * incident_energy) / np.log(10.0)
 
     def shower_condition(self, incident_energy, layer_energies, eps):
-        """[log10(3 E_inc), log10(E_k + eps) - 1 ...] in model units, (N, 1 + L)."""
-        layer_terms = tf.math.log(layer_energies + eps) / np.log(10.0) - 1.0
+        """[log10(s E_inc), log10(E_k + eps) + `layer_condition_offset` ...] in model units, (N, 1 + L)."""
+        layer_terms = tf.math.log(layer_energies + eps) / np.log(10.0) + self.config.layer_condition_offset
         return tf.concat([self.energy_condition(incident_energy), layer_terms], axis=-1)
 
     def preprocess(self, showers_mev, incident_energies_mev, seed, noise: bool = True):
@@ -211,13 +222,18 @@ class CaloFlow(ShowerGenerator):
         return tf.cast(self.showers_from_layers(logits, layer_energies), tf.float32)
 
     # ----- density ------------------------------------------------------------------------------
-    def log_prob(self, showers, incident_energies, seed: int = 0):
+    def log_prob(self, showers, incident_energies, seed: int = 0, sequential: bool = False):
         """log p of Flow-I (u-space) + Flow-II (logit space) per shower, in the preprocessed coordinates.
 
         The voxels get the paper's uniform noise (seeded by `seed`), as in training. Only teachers have a
-        density that costs one pass; a student's would need D sequential passes.
+        density that costs one pass; a student's needs D sequential passes per block, which it computes only
+        with `sequential=True` (for test-set NLLs of small samples; slow at paper size).
         """
-        return self._preprocessed_log_prob(self.preprocess(showers, incident_energies, seed))
+        inputs = self.preprocess(showers, incident_energies, seed)
+        if sequential and not self.has_density:
+            return self.energy_flow.log_prob(inputs["energy_x"], inputs["energy_c"]) + self.shower_flow.log_prob(
+                inputs["shower_x"], inputs["shower_c"])
+        return self._preprocessed_log_prob(inputs)
 
     def log_prob_graph(self, showers, incident_energies):
         """`log_prob` with the voxel noise replaced by its mean: deterministic TensorFlow ops, (N,) in the

@@ -1,11 +1,12 @@
-"""How CaloFlow DS1 is trained: Flow-I and the teacher by likelihood, the student by density distillation."""
+"""How CaloFlow is trained (DS1 and CaloGAN): Flow-I and the teacher by likelihood, the student by density
+distillation (on CaloGAN with gradient accumulation, set in the YAML's `student.accumulation`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from calozoo.data.incident_energies import ds1_energy_list
+from calozoo.data.incident_energies import ds1_energy_list, sample_incident_energies
 from calozoo.models.caloflow import CaloFlow
 from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
 from calozoo.training.likelihood import train_by_likelihood
@@ -40,8 +41,11 @@ def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, 
 
 
 def distillation_energies(model: CaloFlow, n: int, seed: int) -> np.ndarray:
-    """Incident energies (MeV) of the z-pass: the DS1 photon list, or uniform (linear) for pions."""
+    """Incident energies (MeV) of the z-pass: the DS1 photon list, uniform (linear) for DS1 pions, and the
+    dataset's own spectrum for CaloGAN (uniform 1-100 GeV)."""
     rng = np.random.default_rng(seed)
+    if model.config.dataset.startswith("calogan"):
+        return sample_incident_energies(model.config.dataset, n, seed)
     if model.config.dataset == "1-photons":
         return rng.permutation(ds1_energy_list("photon"))[:n].reshape(-1, 1)
     return rng.uniform(256.0, 4_194_304.0, size=(n, 1))

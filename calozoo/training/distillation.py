@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow, FlowPass
 from calozoo.training.likelihood import total_steps
-from calozoo.training.schedules import make_schedule
+from calozoo.training.schedules import accumulation_schedule, make_schedule, optimizer_steps_per_epoch
 from calozoo.training.trainer import TrainingResult, chi2, train_loop
 
 __all__ = ["guided_chi2", "pdd_loss", "student_kl", "adopt_permutations", "copy_variables",
@@ -99,7 +99,9 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
 
     Args:
         train_arrays: row-aligned arrays that `train_loop` batches.
-        spec: {'batch_size', 'epochs', 'schedule', optionally 'beta' (default 0.5) and 'jit_compile'}.
+        spec: {'batch_size', 'epochs', 'schedule', optionally 'beta' (default 0.5), 'jit_compile' and
+            'accumulation' (batches per optimizer step by epoch, `schedules.accumulation_schedule`; the schedule
+            then counts optimizer steps and a multistep schedule's milestones fall at epoch starts).
         inputs: `inputs(generator, *batch) -> (x, condition, noise_condition)` inside the compiled step; the
             `tf.random.Generator` is the run's (checkpointed) source of randomness.
     """
@@ -113,9 +115,15 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
 
     holder = tf.Module()
     holder.student, holder.generator = student, generator
+    epochs, batch_size = int(spec["epochs"]), int(spec["batch_size"])
+    accumulation = accumulation_schedule(spec.get("accumulation"), epochs) if spec.get("accumulation") else None
+    if accumulation is None:
+        schedule = make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0])))
+    else:
+        epoch_steps = optimizer_steps_per_epoch(-(-len(train_arrays[0]) // batch_size), epochs, accumulation)
+        schedule = make_schedule(spec["schedule"], sum(epoch_steps), epoch_steps)
     return train_loop(holder, loss_fn, train_arrays, variables=student.trainable_variables,
-                      epochs=int(spec["epochs"]), batch_size=int(spec["batch_size"]),
-                      learning_rate=make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0]))),
+                      epochs=epochs, batch_size=batch_size, learning_rate=schedule, accumulation=accumulation,
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
                       resume=resume, seed=seed, progress=progress, description=description,
                       jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,

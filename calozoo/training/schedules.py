@@ -1,12 +1,14 @@
-"""Per-step learning-rate schedules of the reference trainings: OneCycleLR, CyclicLR triangular2, MultiStepLR,
-cosine annealing."""
+"""Per-step learning-rate schedules of the reference trainings (OneCycleLR, CyclicLR triangular2, MultiStepLR,
+cosine annealing, exponential decay) and the gradient-accumulation schedule of CaloFlow's CaloGAN student
+(batches per optimizer step growing with the epoch)."""
 
 import math
 
 import tensorflow as tf
 import tf_keras
 
-__all__ = ["OneCycle", "CyclicTriangular2", "multistep", "make_schedule"]
+__all__ = ["OneCycle", "CyclicTriangular2", "multistep", "make_schedule", "accumulation_schedule",
+           "optimizer_steps_per_epoch"]
 
 
 class OneCycle(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -63,13 +65,20 @@ class CyclicTriangular2(tf_keras.optimizers.schedules.LearningRateSchedule):
         return dict(base_lr=self.base_lr, max_lr=self.max_lr, step_size_up=self.step_size_up)
 
 
-def multistep(lr, milestone_fractions, gamma, total_steps):
+def multistep(lr, milestone_fractions, gamma, total_steps, epoch_steps=None):
     """lr, multiplied by `gamma` at each milestone; milestones are fractions of the run (PyTorch MultiStepLR with
-    milestones given relative to the total, so that a shorter or longer run keeps the schedule's shape)."""
+    milestones given relative to the total, so that a shorter or longer run keeps the schedule's shape).
+
+    With `epoch_steps` (optimizer steps of each epoch, e.g. under gradient accumulation) a milestone falls at the
+    start of epoch round(fraction x epochs), as PyTorch's per-epoch MultiStepLR does."""
     fractions = sorted(float(f) for f in milestone_fractions)
     if any(not 0.0 < f < 1.0 for f in fractions):
         raise ValueError(f"`milestone_fractions` must lie in (0, 1); got {fractions}.")
-    boundaries = [int(round(f * total_steps)) for f in fractions]
+    if epoch_steps is None:
+        boundaries = [int(round(f * total_steps)) for f in fractions]
+    else:
+        # PiecewiseConstantDecay keeps the old value at the boundary itself: the last step of the epoch before.
+        boundaries = [max(0, int(sum(epoch_steps[: int(round(f * len(epoch_steps)))])) - 1) for f in fractions]
     values = [float(lr) * float(gamma) ** k for k in range(len(boundaries) + 1)]
     return tf_keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
@@ -82,10 +91,10 @@ def exponential(lr, final_factor, total_steps):
     return tf_keras.optimizers.schedules.ExponentialDecay(float(lr), max(int(total_steps), 1), float(final_factor))
 
 
-def make_schedule(spec: dict, total_steps: int):
+def make_schedule(spec: dict, total_steps: int, epoch_steps=None):
     """A schedule from a config dict: {'name': 'onecycle'|'cyclic'|'multistep'|'cosine'|'exponential'|'constant',
     ...}; OneCycle, multistep, cosine (PyTorch CosineAnnealingLR stepped per batch, from `lr` to 0) and exponential
-    span `total_steps`."""
+    span `total_steps` (multistep: milestones at epoch starts if `epoch_steps` is given)."""
     spec = dict(spec)
     name = spec.pop("name", "constant")
     if name == "onecycle":
@@ -93,7 +102,7 @@ def make_schedule(spec: dict, total_steps: int):
     if name == "cyclic":
         return CyclicTriangular2(**spec)
     if name == "multistep":
-        return multistep(total_steps=total_steps, **spec)
+        return multistep(total_steps=total_steps, epoch_steps=epoch_steps, **spec)
     if name == "cosine":
         return tf_keras.optimizers.schedules.CosineDecay(float(spec.get("lr", 1e-3)), total_steps)
     if name == "exponential":
@@ -102,3 +111,26 @@ def make_schedule(spec: dict, total_steps: int):
         return float(spec.get("lr", 1e-4))
     raise ValueError(f"Unknown learning-rate schedule '{name}'; "
                      "expected 'onecycle', 'cyclic', 'multistep', 'cosine', 'exponential' or 'constant'.")
+
+
+def accumulation_schedule(spec: dict | None, epochs: int):
+    """Batches per optimizer step as a function of the epoch (0-based), from {'fractions': [f1, ...],
+    'batches': [k0, k1, ...]}: k0 before epoch round(f1 x epochs), k1 from there, and so on.
+
+    CaloFlow's CaloGAN student: fractions [0.1, 0.4, 0.7] and batches [2, 4, 8, 16] of a 100-epoch run (one step per
+    2 batches for epochs < 10, 4 for < 40, 8 for < 70, then 16). None gives one batch per step throughout.
+    """
+    if spec is None:
+        return lambda epoch: 1
+    fractions, batches = [float(f) for f in spec["fractions"]], [int(k) for k in spec["batches"]]
+    if len(batches) != len(fractions) + 1 or min(batches) < 1 or fractions != sorted(fractions):
+        raise ValueError(f"`accumulation` needs increasing `fractions` and one more `batches` entry (each >= 1); "
+                         f"got fractions {fractions} and batches {batches}.")
+    starts = [int(round(f * epochs)) for f in fractions]
+    return lambda epoch: batches[sum(epoch >= start for start in starts)]
+
+
+def optimizer_steps_per_epoch(n_batches: int, epochs: int, accumulation) -> list[int]:
+    """Optimizer steps in each epoch of `n_batches` batches when `accumulation(epoch)` batches make one step
+    (a last partial group of batches still makes a step)."""
+    return [-(-n_batches // accumulation(epoch)) for epoch in range(epochs)]

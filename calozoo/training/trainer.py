@@ -79,6 +79,48 @@ def _make_step(loss_fn, variables, optimizer, strategy, jit_compile=False):
     return step
 
 
+class _AccumulatingStep:
+    """Gradients of several batches summed in variables; `apply(count)` takes one optimizer step with their mean."""
+
+    def __init__(self, loss_fn, variables, optimizer, jit_compile=False):
+        self.variables, self.optimizer = variables, optimizer
+        self.sums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+
+        def accumulate(*batch):
+            with tf.GradientTape() as tape:
+                loss, monitor = loss_fn(*batch)
+            for total, gradient in zip(self.sums, tape.gradient(loss, variables)):
+                total.assign_add(gradient)
+            return loss, monitor
+
+        def apply(count):
+            count = tf.cast(count, variables[0].dtype)
+            optimizer.apply_gradients([(total / count, v) for total, v in zip(self.sums, variables)])
+            for total in self.sums:
+                total.assign(tf.zeros_like(total))
+
+        self.accumulate = tf.function(accumulate, reduce_retracing=True, jit_compile=jit_compile)
+        self.apply = tf.function(apply)
+
+
+def _run_epoch(batches, step, accumulator, group: int, bar):
+    """One epoch's losses and monitors; with an `accumulator`, one optimizer step per `group` batches."""
+    losses, monitors, pending = [], [], 0
+    for batch in batches:
+        loss, monitor = (accumulator.accumulate if accumulator is not None else step)(*batch)
+        losses.append(float(loss))
+        monitors.append(float(monitor))
+        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        if accumulator is not None:
+            pending += 1
+            if pending == group:
+                accumulator.apply(pending)
+                pending = 0
+    if accumulator is not None and pending:
+        accumulator.apply(pending)
+    return losses, monitors
+
+
 def train_loop(
     module: tf.Module,
     loss_fn: Callable,
@@ -98,6 +140,7 @@ def train_loop(
     jit_compile: bool = False,
     strategy: tf.distribute.Strategy | None = None,
     clip_norm: float | None = None,
+    accumulation: Callable[[int], int] | None = None,
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
@@ -112,6 +155,10 @@ def train_loop(
     number of replicas, and the optimizer sums them: with equal slices this is the gradient of the whole batch.
     `clip_norm` rescales each step's gradients to at most that global norm (PyTorch's clip_grad_norm_).
     Under MultiWorkerMirroredStrategy give each worker its own `checkpoint_dir` (`worker_checkpoint_dir`).
+
+    With `accumulation` (epoch -> k, see `schedules.accumulation_schedule`) the gradients of k batches are
+    averaged into one optimizer step (CaloFlow's CaloGAN student); a learning-rate schedule then counts
+    optimizer steps, not batches. Not combined with a `strategy`.
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -130,19 +177,20 @@ def train_loop(
         history, elapsed = saved.get("history", []), saved.get("wall_time_s", 0.0)
 
     step = _make_step(loss_fn, variables, optimizer, strategy, jit_compile)
+    accumulator = None
+    if accumulation is not None:
+        if strategy is not None:
+            raise ValueError("Gradient `accumulation` and a distribution `strategy` are not supported together.")
+        accumulator = _AccumulatingStep(loss_fn, variables, optimizer, jit_compile)
 
     steps_per_epoch = -(-len(train_arrays[0]) // batch_size)
     for epoch in range(int(epoch_var.numpy()), epochs):
         started = time.perf_counter()
         rng = np.random.default_rng([seed, epoch])
-        losses, monitors = [], []
         bar = tqdm(_batches(train_arrays, batch_size, rng), total=steps_per_epoch, disable=not progress,
                    desc=f"{description} {epoch + 1}/{epochs}", leave=False)
-        for batch in bar:
-            loss, monitor = step(*batch)
-            losses.append(float(loss))
-            monitors.append(float(monitor))
-            bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        group = accumulation(epoch) if accumulation is not None else 1
+        losses, monitors = _run_epoch(bar, step, accumulator, group, bar)
         metric = float(evaluate(float(np.mean(monitors))))
         elapsed += time.perf_counter() - started
         history.append(dict(epoch=epoch + 1, loss=float(np.mean(losses)), monitor=float(np.mean(monitors)),
