@@ -9,11 +9,8 @@ block, so its large batches get fewer repetitions (said in the output).
 """
 
 import argparse
-import json
 
-import calozoo as zoo
-from calozoo.errors import MissingWeightsError
-from calozoo.evaluation.timing import time_generation
+from calozoo.evaluation.timing import time_registered, write_timing_json
 
 # (name, paper size?, batch sizes, repeats)
 RUNS = [
@@ -32,26 +29,15 @@ def main():
     parser.add_argument("--out", default="caloflow_ds1_timing.json")
     parser.add_argument("--quick", action="store_true", help="3 repeats and no batch 10 000 (a smoke run)")
     args = parser.parse_args()
-    rows = []
+    rows, environment = [], None
     for name, paper, batches, repeats in RUNS:
         if args.quick:
             batches, repeats = tuple(b for b in batches if b < 10_000), 3
-        try:
-            model = zoo.create(name, dtype="float32") if paper else zoo.load(name, dtype="float32")
-        except MissingWeightsError:
-            print(f"{name}: no shipped artifact, skipped")
-            continue
-        report = time_generation(model, batches, repeats=repeats, warmup=2, progress=False)
-        for row in report["results"]:
-            row.update(model=name, size="paper" if paper else "shipped", num_params=model.num_params)
-            rows.append(row)
-            print(f"{name:30s} {row['size']:8s} {model.num_params:>11,d} batch {row['batch_size']:>6}: "
-                  f"{row['mean_ms_per_shower']:.4g} ± {row['std_ms_per_shower']:.2g} ms/shower "
-                  f"({row['repeats']} repeats)", flush=True)
-        environment = report["environment"]
-    with open(args.out, "w") as handle:
-        json.dump({"environment": environment, "results": rows}, handle, indent=1)
-
+        timed = time_registered(name, paper_size=paper, batch_sizes=batches, repeats=repeats, warmup=2)
+        if timed:
+            rows += timed[0]
+            environment = timed[1]
+    write_timing_json(args.out, environment, rows)
 
 if __name__ == "__main__":
     main()

@@ -10,11 +10,8 @@ pions 605.5 / 12.1 / 7.383 (../shared/calochallenge/RESULTS.md).
 """
 
 import argparse
-import json
 
-import calozoo as zoo
-from calozoo.errors import MissingWeightsError
-from calozoo.evaluation.timing import time_generation
+from calozoo.evaluation.timing import time_registered, write_timing_json
 
 # (name, paper size?)
 RUNS = [("caloman-ds1-photon", True), ("caloman-ds1-pion", True), ("caloman-ds1-photon", False),
@@ -31,24 +28,12 @@ def main():
     rows, environment = [], None
     for name, paper in RUNS:
         batches, repeats = ((1, 100), 3) if args.quick else ((1, 100, 10_000), 10)
-        try:
-            model = zoo.create(name, dtype="float32") if paper else zoo.load(name, dtype="float32")
-        except MissingWeightsError:
-            print(f"{name}: no shipped artifact, skipped")
-            continue
-        report = time_generation(model, batches, repeats=repeats, warmup=2, progress=False)
-        environment = report["environment"]
-        for row in report["results"]:
-            published = PUBLISHED_CPU_MS[name][row["batch_size"]]
-            row.update(model=name, size="paper" if paper else "shipped", num_params=model.num_params,
-                       published_cpu_ms=published)
-            rows.append(row)
-            print(f"{name:20s} {row['size']:8s} {model.num_params:>11,d} batch {row['batch_size']:>6}: "
-                  f"{row['mean_ms_per_shower']:.4g} ± {row['std_ms_per_shower']:.2g} ms/shower "
-                  f"({row['repeats']} repeats; published CPU {published} ms)", flush=True)
-    with open(args.out, "w") as handle:
-        json.dump({"environment": environment, "results": rows}, handle, indent=1)
-
+        timed = time_registered(name, paper_size=paper, batch_sizes=batches, repeats=repeats, warmup=2,
+                                annotate=lambda row: {"published_cpu_ms": PUBLISHED_CPU_MS[row["model"]][row["batch_size"]]})
+        if timed:
+            rows += timed[0]
+            environment = timed[1]
+    write_timing_json(args.out, environment, rows)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from calozoo.data.incident_energies import sample_incident_energies
 from calozoo.models.base import seed_pair
 
-__all__ = ["time_generation", "timing_environment"]
+__all__ = ["time_generation", "timing_environment", "time_registered", "write_timing_json"]
 
 
 def timing_environment(model) -> dict:
@@ -58,3 +58,46 @@ def time_generation(model, batch_sizes=(1, 100, 10_000), repeats: int = 10, warm
         results.append({"batch_size": int(batch), "mean_ms_per_shower": float(np.mean(per_shower)),
                         "std_ms_per_shower": float(np.std(per_shower)), "repeats": repeats, "warmup": warmup})
     return {"environment": timing_environment(model), "results": results}
+
+
+def time_registered(name: str, *, paper_size: bool, batch_sizes, repeats: int, warmup: int = 2,
+                    jit_compile: bool = True, annotate=None) -> tuple[list[dict], dict] | None:
+    """Times a registered model the way the benchmarks/ scripts report it, one printed line per batch size.
+
+    Args:
+        paper_size: the paper configuration with random weights (speed does not depend on them), else the
+            shipped artifact.
+        annotate: optional `row -> dict` of extra entries (published times, ratios) merged into each row.
+    Returns:
+        (rows with model, size, num_params, ...; the environment), or None when `name` has no shipped artifact.
+    """
+    import calozoo
+    from calozoo.errors import MissingWeightsError
+
+    try:
+        model = calozoo.create(name, dtype="float32") if paper_size else calozoo.load(name, dtype="float32")
+    except MissingWeightsError:
+        print(f"{name}: no shipped artifact, skipped")
+        return None
+    report = time_generation(model, batch_sizes, repeats=repeats, warmup=warmup, jit_compile=jit_compile,
+                             progress=False)
+    rows = []
+    for row in report["results"]:
+        row.update(model=name, size="paper" if paper_size else "shipped", num_params=model.num_params,
+                   jit_compile=jit_compile)
+        extra = annotate(row) if annotate else {}
+        row.update(extra)
+        rows.append(row)
+        notes = "".join(f"; {k} {v:.4g}" if isinstance(v, float) else f"; {k} {v}" for k, v in extra.items())
+        print(f"{name:32s} {row['size']:8s} {model.num_params:>11,d} batch {row['batch_size']:>6}: "
+              f"{row['mean_ms_per_shower']:.4g} ± {row['std_ms_per_shower']:.2g} ms/shower "
+              f"({row['repeats']} repeats{notes})", flush=True)
+    return rows, report["environment"]
+
+
+def write_timing_json(path, environment: dict | None, rows: list[dict]) -> None:
+    """The benchmarks' result file: {"environment": ..., "results": rows}."""
+    import json
+
+    with open(path, "w") as handle:
+        json.dump({"environment": environment, "results": rows}, handle, indent=1)
