@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calozoo.data.files import validate_incident_energies, validate_showers
+from calozoo.data.files import open_hdf5, validate_incident_energies, validate_showers
 from calozoo.data.geometry import load_geometry
 from calozoo.errors import ShowerFileError
 
@@ -66,23 +66,13 @@ def flat_to_layers(showers) -> list[np.ndarray]:
     return [showers[:, layer.voxel_slice].reshape((len(showers),) + layer.shape) for layer in _GEOMETRY.layers]
 
 
-def _open(path) -> h5py.File:
-    path = Path(path)
-    if not path.is_file():
-        raise ShowerFileError(f"{path}: no such file.")
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise ShowerFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {error}") from None
-
-
 def read_calogan(path, start: int = 0, stop: int | None = None, with_overflow: bool = False):
     """(incident energies (N, 1) float64 MeV, flat showers (N, 504) float32 MeV) of rows [start, stop).
 
     Args:
         with_overflow: also return the `overflow` array (N, 3) MeV (zeros if the file has none).
     """
-    with _open(path) as handle:
+    with open_hdf5(path) as handle:
         missing = [key for key in (ENERGY_KEY,) + LAYER_KEYS if key not in handle]
         if missing:
             raise ShowerFileError(f"{path}: missing dataset(s) {missing} (found {sorted(handle.keys())}); a CaloGAN "

@@ -18,6 +18,7 @@ import numpy as np
 from calozoo.errors import ShowerFileError
 
 __all__ = [
+    "open_hdf5",
     "ShowerWriter",
     "read_showers",
     "read_incident_energies",
@@ -59,7 +60,8 @@ def validate_showers(showers, n_voxels: int | None = None, where: str = "showers
     return showers.astype(np.float32, copy=False)
 
 
-def _open(path) -> h5py.File:
+def open_hdf5(path) -> h5py.File:
+    """An HDF5 file opened for reading, or one ShowerFileError naming the missing or unreadable file."""
     path = Path(path)
     if not path.is_file():
         raise ShowerFileError(f"{path}: no such file.")
@@ -88,7 +90,7 @@ def read_incident_energies(path) -> np.ndarray:
     calogan = _calogan_reader(path)
     if calogan is not None:
         return calogan.read_calogan(path)[0]
-    with _open(path) as handle:
+    with open_hdf5(path) as handle:
         try:
             energies = _dataset(handle, ENERGY_KEY, path)[()]
         except OSError as error:
@@ -113,7 +115,7 @@ def read_showers(path, n_voxels: int | None = None, start: int = 0, stop: int | 
             raise ShowerFileError(f"{path}: a CaloGAN file has {showers.shape[1]} voxels per shower; "
                                   f"expected {n_voxels}.")
         return energies, showers
-    with _open(path) as handle:
+    with open_hdf5(path) as handle:
         energies_ds, showers_ds = _dataset(handle, ENERGY_KEY, path), _dataset(handle, SHOWER_KEY, path)
         if energies_ds.shape[0] != showers_ds.shape[0]:
             raise ShowerFileError(f"{path}: {energies_ds.shape[0]} incident energies but {showers_ds.shape[0]} showers.")
