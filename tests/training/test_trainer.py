@@ -72,3 +72,25 @@ def test_schedules_have_the_reference_shapes():
     cyclic = CyclicTriangular2(base_lr=5e-5, max_lr=2e-3, step_size_up=850)
     assert float(cyclic(850)) == pytest.approx(2e-3, rel=1e-5)
     assert float(cyclic(2550)) == pytest.approx(5e-5 + (2e-3 - 5e-5) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("clip_norm, smallest_step, largest_step", [(None, 0.025, 0.05), (1e-9, 1e-6, 1e-4)])
+def test_clip_norm_reaches_the_optimizer_through_the_likelihood_recipe(tmp_path, clip_norm, smallest_step,
+                                                                       largest_step):
+    """Adam's first step is about lr * |g| / (|g| + 3e-6): lr (0.05) when g is of order 1, 1.5e-5 once g is clipped
+    to norm 1e-9 (legacy Adam's epsilon 1e-7 meets sqrt(v) = 0.03 |g| after one step)."""
+    from calozoo.training.likelihood import train_by_likelihood
+
+    class Gaussian(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(0.0, dtype=tf.float64)
+
+        def log_prob(self, x, c, training=False):
+            return -0.5 * (x - self.w * c) ** 2
+
+    flow, x = Gaussian(), np.linspace(-1.0, 1.0, 64)
+    spec = {"batch_size": 64, "epochs": 1, "schedule": {"name": "constant", "lr": 0.05}, "clip_norm": clip_norm}
+    train_by_likelihood(flow, [x, 3.0 * x], spec, validation_nll=lambda: 0.0, checkpoint_dir=tmp_path,
+                        progress=False)
+    assert smallest_step < abs(float(flow.w.numpy())) <= largest_step
