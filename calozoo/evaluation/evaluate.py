@@ -252,20 +252,16 @@ class _Run:
         ref = shape.shape_diagnostics(self.ref_s, self.geometry)
         edges = shape.shape_histogram_edges(ref)
         powers, outside = shape.shape_separation(gen, ref, edges)
-        gen_values, ref_values = gen.histogram_values(), ref.histogram_values()
-        table = {key: {"separation_power": powers[key], "generated_mean": _mean(gen_values[key]),
-                       "reference_mean": _mean(ref_values[key]), "generated_std": _std(gen_values[key]),
-                       "reference_std": _std(ref_values[key]), "generated_outside_reference_range": outside[key]}
-                 for key in powers}
+        table = shape.diagnostics_table(gen, ref, powers, outside)
         if self.workdir is not None:
-            _write_shape_csv(table, self.workdir / "shape_diagnostics.csv")
+            shape.write_table_csv(table, self.workdir / "shape_diagnostics.csv")
             self._shape_plots(gen, ref, edges, powers)
         return {"separation_power": powers, "summary": shape.summarize_shape(powers), "diagnostics": table,
                 "threshold_mev": ref.threshold_mev, "coordinates": "bin indices (layer id, alpha bin, r bin)",
-                "mean_longitudinal_profile": {"generated": _profile_mean(gen.longitudinal_profile),
-                                              "reference": _profile_mean(ref.longitudinal_profile)},
-                "mean_radial_profile": {"generated": _profile_mean(gen.radial_profile),
-                                        "reference": _profile_mean(ref.radial_profile)}}
+                "mean_longitudinal_profile": {"generated": gen.longitudinal_profile.mean(axis=0).tolist(),
+                                              "reference": ref.longitudinal_profile.mean(axis=0).tolist()},
+                "mean_radial_profile": {"generated": gen.radial_profile.mean(axis=0).tolist(),
+                                        "reference": ref.radial_profile.mean(axis=0).tolist()}}
 
     def _shape_plots(self, gen, ref, edges, powers) -> None:
         gen_values, ref_values = gen.histogram_values(), ref.histogram_values()
@@ -288,26 +284,6 @@ class _Run:
             return self.nearest()
         return {"hist": self.hist, "avg": self.avg, "cls-hgb": self.hgb, "fpd": self.fpd, "prdc": self.prdc,
                 "shape": self.shape}[mode]()
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(np.mean(values)) if len(values) else 0.0
-
-
-def _std(values: np.ndarray) -> float:
-    return float(np.std(values)) if len(values) else 0.0
-
-
-def _profile_mean(profile: np.ndarray) -> list[float]:
-    return (profile.mean(axis=0) if len(profile) else np.zeros(profile.shape[1])).tolist()
-
-
-def _write_shape_csv(table: dict, path: Path) -> None:
-    columns = ("separation_power", "generated_mean", "reference_mean", "generated_std", "reference_std",
-               "generated_outside_reference_range")
-    lines = [",".join(("diagnostic",) + columns)]
-    lines += [",".join([key] + [f"{row[c]:.6g}" for c in columns]) for key, row in table.items()]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:

@@ -160,7 +160,10 @@ def plot_profiles(profiles: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
             ratio = np.where(ref_mean > 0, gen_mean / ref_mean, np.nan)
         bottom.plot(np.arange(len(ref_mean)), ratio, ".")
         bottom.axhline(1.0, color="k", alpha=0.3)
-        bottom.set_ylim(0.5, 1.5)
+        finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+        low, high = (min(0.5, finite.min() / 1.2), max(2.0, finite.max() * 1.2)) if len(finite) else (0.5, 2.0)
+        bottom.set_yscale("log")
+        bottom.set_ylim(low, high)
         bottom.set_ylabel("gen / ref")
         bottom.set_xlabel("layer" if title == "longitudinal" else "radial bin index")
         if title == "longitudinal" and layer_ids is not None:

@@ -46,6 +46,8 @@ __all__ = [
     "shape_separation",
     "summarize_shape",
     "shape_group",
+    "diagnostics_table",
+    "write_table_csv",
     "SHAPE_GROUPS",
     "COORDINATES",
 ]
@@ -168,14 +170,14 @@ def shape_diagnostics(showers: np.ndarray, geometry: Geometry, threshold_mev: fl
         A `ShapeDiagnostics`.
     """
     showers = np.asarray(showers)
-    check_shape_geometry(geometry)
+    positions = voxel_bin_positions(geometry)     # raises first for a geometry without (alpha, r) bins
     if showers.ndim != 2 or showers.shape[1] != geometry.n_voxels:
         raise ValueError(f"`showers` must have shape (N, {geometry.n_voxels}) for dataset {geometry.name}; "
                          f"got {showers.shape}.")
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be >= 1; got {chunk_size}.")
     threshold = geometry.evaluation_threshold_mev if threshold_mev is None else float(threshold_mev)
-    weights, centre = _linear_weights(geometry, voxel_bin_positions(geometry))
+    weights, centre = _linear_weights(geometry, positions)
     sums, hits, hits_above = [], [], []
     for start in range(0, len(showers), chunk_size):
         raw = showers[start : start + chunk_size]
@@ -196,11 +198,11 @@ def shape_diagnostics(showers: np.ndarray, geometry: Geometry, threshold_mev: fl
 
 
 def shape_histogram_edges(reference: ShapeDiagnostics, n_bins: int = 50) -> dict[str, np.ndarray]:
-    """Edges of every diagnostic's histogram: `n_bins` uniform bins over the reference sample's range (a range of
-    width 0 becomes +-0.5 around its value; hit counts get bins at least 1 hit wide, centred on integers)."""
+    """Edges of every diagnostic's histogram: `n_bins` uniform bins over the (non-empty) reference sample's range (a
+    range of width 0 becomes +-0.5 around its value; hit counts get bins at least 1 hit wide, centred on integers)."""
     edges = {}
     for key, values in reference.histogram_values().items():
-        low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        low, high = float(values.min()), float(values.max())
         if key.startswith("n_hits"):
             width = max(1.0, np.ceil((high - low + 1.0) / n_bins))
             edges[key] = np.arange(low - 0.5, high + width, width)
@@ -230,6 +232,9 @@ def shape_separation(generated: ShapeDiagnostics, reference: ShapeDiagnostics,
     Returns:
         (separation power per key, fraction of the generated values outside the reference range per key).
     """
+    if generated.n_showers == 0 or reference.n_showers == 0:
+        raise ValueError(f"Shape diagnostics need at least one shower per sample; got {generated.n_showers} generated "
+                         f"and {reference.n_showers} reference showers.")
     edges = shape_histogram_edges(reference) if edges is None else edges
     gen_values, ref_values = generated.histogram_values(), reference.histogram_values()
     if set(gen_values) != set(ref_values):
@@ -239,6 +244,29 @@ def shape_separation(generated: ShapeDiagnostics, reference: ShapeDiagnostics,
               for key in ref_values}
     outside = {key: _outside(gen_values[key], edges[key]) for key in ref_values}
     return powers, outside
+
+
+_TABLE_COLUMNS = ("separation_power", "generated_mean", "reference_mean", "generated_std", "reference_std",
+                  "generated_outside_reference_range")
+
+
+def diagnostics_table(generated: ShapeDiagnostics, reference: ShapeDiagnostics, powers: dict[str, float],
+                      outside: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{diagnostic: {separation_power, generated_mean, reference_mean, generated_std, reference_std,
+    generated_outside_reference_range}} for every key of `powers` (from `shape_separation`)."""
+    gen_values, ref_values = generated.histogram_values(), reference.histogram_values()
+    return {key: {"separation_power": powers[key], "generated_mean": float(np.mean(gen_values[key])),
+                  "reference_mean": float(np.mean(ref_values[key])), "generated_std": float(np.std(gen_values[key])),
+                  "reference_std": float(np.std(ref_values[key])), "generated_outside_reference_range": outside[key]}
+            for key in powers}
+
+
+def write_table_csv(table: dict[str, dict[str, float]], path) -> None:
+    """Writes `diagnostics_table(...)` as CSV: a header, then one row per diagnostic."""
+    lines = [",".join(("diagnostic",) + _TABLE_COLUMNS)]
+    lines += [",".join([key] + [f"{row[column]:.6g}" for column in _TABLE_COLUMNS]) for key, row in table.items()]
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def shape_group(key: str) -> str:

@@ -97,6 +97,9 @@ def test_bad_geometry_and_shape():
         shape_diagnostics(np.zeros((2, 368)), DS2)
     with pytest.raises(ValueError, match="Unknown shape diagnostic"):
         shape_group("sparsity_3")
+    some = shape_diagnostics(np.ones((2, DS2.n_voxels)), DS2)
+    with pytest.raises(ValueError, match="got 0 generated and 2 reference"):
+        shape_separation(shape_diagnostics(np.zeros((0, DS2.n_voxels)), DS2), some)
 
 
 def test_separation_zero_for_same_sample_and_large_for_a_shift():
