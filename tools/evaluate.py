@@ -13,7 +13,9 @@ from calozoo_tools._errors import reports_errors
               help="Dataset (CaloChallenge or CaloGAN); the voxel count of both files must match it.")
 @click.option("-m", "--modes", default="all", show_default=True,
               help="Comma list of hist, avg, cls-low, cls-low-normed, cls-high, cls-hgb, fpd (= kpd), prdc, "
-                   "cls-seed, cls-seed-normed, nn; or all (the CaloChallenge modes) or seed (the last three).")
+                   "cls-seed, cls-seed-normed, nn, shape; or all (the CaloChallenge modes) or seed (cls-seed, "
+                   "cls-seed-normed, nn). shape: point-cloud shape diagnostics (covariance eigenvalues and means of "
+                   "(z, alpha, r), number of hits, longitudinal and radial profiles; DS1-3), only when named.")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False),
               help="New (or empty) directory for results.json, report.md and the plots.")
 @click.option("--repeats", default=1, show_default=True, help="DNN classifier runs (mean +- std).")

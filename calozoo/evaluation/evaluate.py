@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from calozoo.data.files import read_showers, validate_incident_energies, validate_showers
 from calozoo.data.geometry import DATASET_NAMES, Geometry, geometry_for_voxels, load_geometry
 from calozoo.errors import CalozooError, ShowerFileError
-from calozoo.evaluation import classifiers, distances, plots
+from calozoo.evaluation import classifiers, distances, plots, shape
 from calozoo.evaluation.features import (compute_features, high_level_vector, layer_energy_correlation,
                                          threshold_showers)
 from calozoo.evaluation.separation import (feature_group, histogram_edges, histogram_values,
@@ -34,14 +34,17 @@ __all__ = ["evaluate", "MODES", "parse_modes", "summary_rows", "render_report"]
 CHALLENGE_MODES = ("hist", "avg", "cls-low", "cls-low-normed", "cls-high", "cls-hgb", "fpd", "prdc")
 # The CaloFlow classifier paper's metrics (calozoo.evaluation.calogan), for any geometry; "seed" runs all three.
 SEED_MODES = ("cls-seed", "cls-seed-normed", "nn")
-MODES = CHALLENGE_MODES + SEED_MODES
+# The CaloPointFlow seed's point-cloud shape diagnostics (calozoo.evaluation.shape), not part of "all".
+SHAPE_MODES = ("shape",)
+MODES = CHALLENGE_MODES + SEED_MODES + SHAPE_MODES
 _CLASSIFIER_MODES = ("cls-low", "cls-low-normed", "cls-high", "cls-hgb", "cls-seed", "cls-seed-normed")
 _ALIASES = {"kpd": ("fpd",), "all": CHALLENGE_MODES, "seed": SEED_MODES}
 
 
 def parse_modes(modes: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Modes from a comma list ("hist,cls-high") or a sequence; "all" means every CaloChallenge mode, "seed" the
-    CaloFlow classifier paper's modes (cls-seed, cls-seed-normed, nn), "kpd" means "fpd"."""
+    CaloFlow classifier paper's modes (cls-seed, cls-seed-normed, nn), "kpd" means "fpd"; "shape" (the point-cloud
+    shape diagnostics) is only run when named."""
     names = [m.strip() for m in modes.split(",")] if isinstance(modes, str) else list(modes)
     chosen = []
     for name in names:
@@ -243,6 +246,35 @@ class _Run:
             self.plots.append(("nearest reference showers", "nearest_neighbours.png"))
         return result
 
+    def shape(self) -> dict:
+        """Point-cloud shape diagnostics: separation powers, means, profiles; CSV table and plots when writing."""
+        gen = shape.shape_diagnostics(self.gen_s, self.geometry)
+        ref = shape.shape_diagnostics(self.ref_s, self.geometry)
+        edges = shape.shape_histogram_edges(ref)
+        powers, outside = shape.shape_separation(gen, ref, edges)
+        table = shape.diagnostics_table(gen, ref, powers, outside)
+        if self.workdir is not None:
+            shape.write_table_csv(table, self.workdir / "shape_diagnostics.csv")
+            self._shape_plots(gen, ref, edges, powers)
+        return {"separation_power": powers, "summary": shape.summarize_shape(powers), "diagnostics": table,
+                "threshold_mev": ref.threshold_mev, "coordinates": "bin indices (layer id, alpha bin, r bin)",
+                "mean_longitudinal_profile": {"generated": gen.longitudinal_profile.mean(axis=0).tolist(),
+                                              "reference": ref.longitudinal_profile.mean(axis=0).tolist()},
+                "mean_radial_profile": {"generated": gen.radial_profile.mean(axis=0).tolist(),
+                                        "reference": ref.radial_profile.mean(axis=0).tolist()}}
+
+    def _shape_plots(self, gen, ref, edges, powers) -> None:
+        gen_values, ref_values = gen.histogram_values(), ref.histogram_values()
+        for group in ("cov_eigenvalue", "mean", "n_hits"):
+            keys = [key for key in powers if shape.shape_group(key) == group]
+            self._plot(f"shape: {group} (separation power in the legend)", f"shape_{group}.png",
+                       lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers,
+                                                               path))
+        profiles = {"longitudinal": (gen.longitudinal_profile, ref.longitudinal_profile),
+                    "radial": (gen.radial_profile, ref.radial_profile)}
+        self._plot("shape: mean longitudinal and radial profiles", "shape_profiles.png",
+                   lambda path: plots.plot_profiles(profiles, path, self.geometry.layer_ids))
+
     def run(self, mode: str) -> dict:
         if mode in ("cls-low", "cls-low-normed", "cls-high"):
             return self.dnn(mode)
@@ -250,7 +282,8 @@ class _Run:
             return self.seed_dnn(mode == "cls-seed-normed")
         if mode == "nn":
             return self.nearest()
-        return {"hist": self.hist, "avg": self.avg, "cls-hgb": self.hgb, "fpd": self.fpd, "prdc": self.prdc}[mode]()
+        return {"hist": self.hist, "avg": self.avg, "cls-hgb": self.hgb, "fpd": self.fpd, "prdc": self.prdc,
+                "shape": self.shape}[mode]()
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
@@ -281,6 +314,9 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         r = results["nn"]
         rows.append(("nearest-neighbour distance ratio generated / unseen", f"{r['ratio']:.4f}"))
         rows.append(("generated showers that copy a reference shower", str(r["exact_copies"])))
+    if "shape" in results:
+        rows += [(f"shape separation power, mean {group}", f"{value:.4f}")
+                 for group, value in results["shape"]["summary"].items()]
     return rows
 
 
@@ -317,6 +353,13 @@ def render_report(results: dict, plot_files: list[tuple[str, str]]) -> str:
         lines += ["## Separation power of every histogram", "", "| histogram | separation power |", "| --- | --- |"]
         lines += [f"| {key} | {value:.5f} |" for key, value in results["hist"]["separation_power"].items()]
         lines.append("")
+    if "shape" in results:
+        lines += ["## Shape diagnostics", "", "Positions in bin indices (layer id, alpha bin, r bin); numbers from "
+                  "voxels above the threshold except n_hits (voxels > 0). Also in shape_diagnostics.csv.", "",
+                  "| diagnostic | separation power | mean generated | mean reference |", "| --- | --- | --- | --- |"]
+        lines += [f"| {key} | {row['separation_power']:.5f} | {row['generated_mean']:.5g} | "
+                  f"{row['reference_mean']:.5g} |" for key, row in results["shape"]["diagnostics"].items()]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -338,7 +381,9 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
         dataset: "1-photons", "1-pions", "2", "3" or "calogan-eplus" / "-gamma" / "-piplus"; the voxel count of both
             samples must match it.
         modes: comma list or sequence of hist, avg, cls-low, cls-low-normed, cls-high, cls-hgb, fpd (= kpd), prdc,
-            cls-seed, cls-seed-normed, nn; "all" (every CaloChallenge mode) or "seed" (the last three).
+            cls-seed, cls-seed-normed, nn, shape; "all" (every CaloChallenge mode) or "seed" (cls-seed,
+            cls-seed-normed, nn). "shape" (point-cloud shape diagnostics, `calozoo.evaluation.shape`) is never
+            implied by "all": name it.
         output_dir: if given, results.json, report.md and PNG plots are written there (it must not exist or be
             empty); nothing is written when an error occurs.
         repeats: DNN classifier runs (mean +- std of AUC and JSD).
@@ -363,6 +408,8 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
         raise ValueError(f"`repeats` must be >= 1; got {repeats}.")
     geometry = load_geometry(dataset)
     chosen = parse_modes(modes)
+    if "shape" in chosen:
+        shape.check_shape_geometry(geometry)
     gen_e, gen_s, gen_source = _load(generated, "generated")
     ref_e, ref_s, ref_source = _load(reference, "reference")
     _check_voxels(ref_s, geometry, "reference", ref_source)

@@ -1,5 +1,5 @@
 """Evaluation plots (matplotlib, Agg backend, PNG): average showers, feature histograms with their separation
-powers, DS1 E_tot/E_inc per energy, layer-energy correlations."""
+powers, DS1 E_tot/E_inc per energy, layer-energy correlations, mean longitudinal and radial profiles."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import numpy as np
 
 from calozoo.data.geometry import Geometry
 
-__all__ = ["plot_average_showers", "plot_histogram_group", "plot_correlations", "HISTOGRAM_LABELS"]
+__all__ = ["plot_average_showers", "plot_histogram_group", "plot_correlations", "plot_profiles", "HISTOGRAM_LABELS"]
 
 HISTOGRAM_LABELS = {
     "etot_einc": "E_tot / E_inc", "etot_einc_per_energy": "E_tot / E_inc", "e_layer": "E_layer [MeV]",
     "ec_eta": "EC_eta [mm]", "ec_phi": "EC_phi [mm]", "width_eta": "width_eta [mm]", "width_phi": "width_phi [mm]",
     "ec_r": "EC_r [mm]", "width_r": "width_r [mm]", "sparsity": "sparsity", "voxel_energy": "voxel energy [MeV]",
+    "cov_eigenvalue": "covariance eigenvalue [bin^2]", "mean": "energy-weighted mean [bin index]",
+    "n_hits": "number of hits",
 }
 
 
@@ -128,6 +130,46 @@ def plot_correlations(gen_matrix: np.ndarray, ref_matrix: np.ndarray, layer_ids,
         axis.set_xticks(ticks, [str(layer_ids[t]) for t in ticks])
         axis.set_yticks(ticks, [str(layer_ids[t]) for t in ticks])
         figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.savefig(path, dpi=70)
+    plt.close(figure)
+    return path
+
+
+def plot_profiles(profiles: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, layer_ids=None) -> Path:
+    """Mean energy-fraction profiles, generated vs reference, with the ratio generated / reference below each.
+
+    Args:
+        profiles: {"longitudinal" / "radial" (title): (generated (N_g, B), reference (N_r, B)) per-shower fractions}.
+        layer_ids: tick labels of the longitudinal profile's bins (default 0 .. B - 1).
+    """
+    plt = _pyplot()
+    figure, axes = plt.subplots(2, len(profiles), figsize=(5.5 * len(profiles), 5.5), squeeze=False,
+                                gridspec_kw={"height_ratios": [3, 1]})
+    for column, (title, (generated, reference)) in enumerate(profiles.items()):
+        gen_mean = generated.mean(axis=0) if len(generated) else np.zeros(generated.shape[1])
+        ref_mean = reference.mean(axis=0) if len(reference) else np.zeros(reference.shape[1])
+        edges = np.arange(len(ref_mean) + 1) - 0.5
+        top, bottom = axes[0, column], axes[1, column]
+        top.stairs(ref_mean, edges, fill=True, alpha=0.5, label="reference")
+        top.stairs(gen_mean, edges, label="generated")
+        top.set_yscale("log")
+        top.set_ylabel("mean energy fraction")
+        top.set_title(f"{title} profile", fontsize=9)
+        top.legend(fontsize=7)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(ref_mean > 0, gen_mean / ref_mean, np.nan)
+        bottom.plot(np.arange(len(ref_mean)), ratio, ".")
+        bottom.axhline(1.0, color="k", alpha=0.3)
+        finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+        low, high = (min(0.5, finite.min() / 1.2), max(2.0, finite.max() * 1.2)) if len(finite) else (0.5, 2.0)
+        bottom.set_yscale("log")
+        bottom.set_ylim(low, high)
+        bottom.set_ylabel("gen / ref")
+        bottom.set_xlabel("layer" if title == "longitudinal" else "radial bin index")
+        if title == "longitudinal" and layer_ids is not None:
+            ticks = np.arange(len(layer_ids))[:: max(1, len(layer_ids) // 10)]
+            bottom.set_xticks(ticks, [str(layer_ids[t]) for t in ticks])
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.1, top=0.93, hspace=0.3, wspace=0.25)
     figure.savefig(path, dpi=70)
     plt.close(figure)
     return path
