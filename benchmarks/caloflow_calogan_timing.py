@@ -11,10 +11,8 @@ particle is timed.
 """
 
 import argparse
-import json
 
-import calozoo as zoo
-from calozoo.evaluation.timing import time_generation
+from calozoo.evaluation.timing import time_runs
 
 BATCHES = (10, 100, 1_000, 10_000)
 # (role, repeats, warm-up) per batch size; the seed's TITAN V numbers, ms per shower.
@@ -22,6 +20,11 @@ RUNS = {"student": ({10: 10, 100: 10, 1_000: 5, 10_000: 3}, 2),
         "teacher": ({10: 3, 100: 2, 1_000: 1, 10_000: 1}, 1)}
 SEED_GPU_MS = {"teacher": {10: 835.0, 100: 96.1, 1_000: 41.4, 10_000: 36.2},
                "student": {10: 5.81, 100: 0.60, 1_000: 0.12, 10_000: 0.08}}
+
+
+def next_to_seed(row: dict) -> dict:
+    """The seed's GPU time for the same role and batch size."""
+    return {"seed_gpu_ms_per_shower": SEED_GPU_MS[row["model"].rsplit("-", 1)[1]][row["batch_size"]]}
 
 
 def main():
@@ -32,23 +35,10 @@ def main():
     parser.add_argument("--batches", default=",".join(str(b) for b in BATCHES),
                         help="comma list of batch sizes among 10,100,1000,10000")
     args = parser.parse_args()
-    rows, environment = [], None
-    for role in args.roles.split(","):
-        repeats_by_batch, warmup = RUNS[role]
-        model = zoo.create(f"caloflow-calogan-eplus-{role}", dtype="float32")
-        for batch in BATCHES[:2] if args.quick else [int(b) for b in args.batches.split(",")]:
-            repeats = 2 if args.quick else repeats_by_batch[batch]
-            report = time_generation(model, (batch,), repeats=repeats, warmup=warmup, progress=False)
-            row = report["results"][0]
-            row.update(model=f"caloflow-calogan-eplus-{role}", num_params=model.num_params,
-                       seed_gpu_ms_per_shower=SEED_GPU_MS[role][batch])
-            rows.append(row)
-            environment = report["environment"]
-            print(f"{role:8s} {model.num_params:>11,d} batch {batch:>6}: {row['mean_ms_per_shower']:.4g} ± "
-                  f"{row['std_ms_per_shower']:.2g} ms/shower ({repeats} repeats; seed GPU "
-                  f"{SEED_GPU_MS[role][batch]} ms)", flush=True)
-    with open(args.out, "w") as handle:
-        json.dump({"environment": environment, "results": rows}, handle, indent=1)
+    batches = BATCHES[:2] if args.quick else [int(b) for b in args.batches.split(",")]
+    time_runs(args.out, [dict(name=f"caloflow-calogan-eplus-{role}", paper_size=True, batch_sizes=(batch,),
+                              repeats=2 if args.quick else RUNS[role][0][batch], warmup=RUNS[role][1])
+                         for role in args.roles.split(",") for batch in batches], annotate=next_to_seed)
 
 
 if __name__ == "__main__":

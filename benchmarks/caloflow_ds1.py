@@ -10,7 +10,7 @@ block, so its large batches get fewer repetitions (said in the output).
 
 import argparse
 
-from calozoo.evaluation.timing import time_registered, write_timing_json
+from calozoo.evaluation.timing import time_runs
 
 # (name, paper size?, batch sizes, repeats)
 RUNS = [
@@ -29,15 +29,10 @@ def main():
     parser.add_argument("--out", default="caloflow_ds1_timing.json")
     parser.add_argument("--quick", action="store_true", help="3 repeats and no batch 10 000 (a smoke run)")
     args = parser.parse_args()
-    rows, environment = [], None
-    for name, paper, batches, repeats in RUNS:
-        if args.quick:
-            batches, repeats = tuple(b for b in batches if b < 10_000), 3
-        timed = time_registered(name, paper_size=paper, batch_sizes=batches, repeats=repeats, warmup=2)
-        if timed:
-            rows += timed[0]
-            environment = timed[1]
-    write_timing_json(args.out, environment, rows)
+    time_runs(args.out, [dict(name=name, paper_size=paper, warmup=2,
+                              batch_sizes=tuple(b for b in batches if b < 10_000) if args.quick else batches,
+                              repeats=3 if args.quick else repeats)
+                         for name, paper, batches, repeats in RUNS])
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ pions 605.5 / 12.1 / 7.383 (../shared/calochallenge/RESULTS.md).
 
 import argparse
 
-from calozoo.evaluation.timing import time_registered, write_timing_json
+from calozoo.evaluation.timing import time_runs
 
 # (name, paper size?)
 RUNS = [("caloman-ds1-photon", True), ("caloman-ds1-pion", True), ("caloman-ds1-photon", False),
@@ -25,15 +25,10 @@ def main():
     parser.add_argument("--out", default="caloman_ds1_timing.json")
     parser.add_argument("--quick", action="store_true", help="3 repeats and no batch 10 000 (a smoke run)")
     args = parser.parse_args()
-    rows, environment = [], None
-    for name, paper in RUNS:
-        batches, repeats = ((1, 100), 3) if args.quick else ((1, 100, 10_000), 10)
-        timed = time_registered(name, paper_size=paper, batch_sizes=batches, repeats=repeats, warmup=2,
-                                annotate=lambda row: {"published_cpu_ms": PUBLISHED_CPU_MS[row["model"]][row["batch_size"]]})
-        if timed:
-            rows += timed[0]
-            environment = timed[1]
-    write_timing_json(args.out, environment, rows)
+    batches, repeats = ((1, 100), 3) if args.quick else ((1, 100, 10_000), 10)
+    time_runs(args.out, [dict(name=name, paper_size=paper, batch_sizes=batches, repeats=repeats, warmup=2)
+                         for name, paper in RUNS],
+              annotate=lambda row: {"published_cpu_ms": PUBLISHED_CPU_MS[row["model"]][row["batch_size"]]})
 
 if __name__ == "__main__":
     main()

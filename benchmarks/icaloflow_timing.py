@@ -11,7 +11,7 @@ student at batch 10 000 takes about 20 minutes per call on 2 cores.
 
 import argparse
 
-from calozoo.evaluation.timing import time_registered, write_timing_json
+from calozoo.evaluation.timing import time_runs
 
 PUBLISHED_MS = {"2": {100: 135.0, 10_000: 78.0}, "3": {100: 455.0, 10_000: 446.0}}
 # (name, paper size?, batch sizes, repeats)
@@ -34,16 +34,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="batch 100 only, 1 repeat (a smoke run)")
     parser.add_argument("--only", choices=["ds2", "ds3"], default=None, help="time one dataset's models")
     args = parser.parse_args()
-    rows, environment = [], None
-    for name, paper, batches, repeats in RUNS:
-        if args.only and f"-{args.only}-" not in name:
-            continue
-        timed = time_registered(name, paper_size=paper, batch_sizes=(100,) if args.quick else batches,
-                                repeats=1 if args.quick else repeats, warmup=1, annotate=compared_with_published)
-        if timed:
-            rows += timed[0]
-            environment = timed[1]
-    write_timing_json(args.out, environment, rows)
+    time_runs(args.out, [dict(name=name, paper_size=paper, batch_sizes=(100,) if args.quick else batches,
+                              repeats=1 if args.quick else repeats, warmup=1)
+                         for name, paper, batches, repeats in RUNS if not args.only or f"-{args.only}-" in name],
+              annotate=compared_with_published)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,8 @@ batch 1 and 100 with 3 repetitions, without XLA (compiling 45 flows takes long);
 """
 
 import argparse
-import json
 
-import calozoo as zoo
-from calozoo.errors import MissingWeightsError
-from calozoo.evaluation.timing import time_generation
+from calozoo.evaluation.timing import time_runs
 
 # (name, paper size?, batch sizes, repeats, warm-up calls, jit_compile)
 RUNS = [
@@ -29,34 +26,21 @@ PAPER_RUNS = [
 ]
 
 
+def layer_flows(row: dict) -> dict:
+    """The shipped models have one shared layer flow, the paper configurations 45 causal ones."""
+    return {"layer_flows": "causal" if row["size"] == "paper" else "shared"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="l2lflow_timing.json")
     parser.add_argument("--quick", action="store_true", help="no batch 10 000 (a smoke run)")
     parser.add_argument("--paper", action="store_true", help="also time the paper-size models")
     args = parser.parse_args()
-    rows, environment = [], None
-    for name, paper, batches, repeats, warmup, jit in RUNS + (PAPER_RUNS if args.paper else []):
-        if args.quick:
-            batches = tuple(b for b in batches if b < 10_000)
-        if not batches:
-            continue
-        try:
-            model = zoo.create(name, dtype="float32") if paper else zoo.load(name, dtype="float32")
-        except MissingWeightsError:
-            print(f"{name}: no shipped artifact, skipped")
-            continue
-        report = time_generation(model, batches, repeats=repeats, warmup=warmup, jit_compile=jit, progress=False)
-        for row in report["results"]:
-            row.update(model=name, size="paper" if paper else "shipped", num_params=model.num_params,
-                       layer_flows=model.config.layer_flows, jit_compile=jit)
-            rows.append(row)
-            print(f"{name:22s} {row['size']:8s} {model.num_params:>11,d} batch {row['batch_size']:>6}: "
-                  f"{row['mean_ms_per_shower']:.4g} ± {row['std_ms_per_shower']:.2g} ms/shower "
-                  f"({row['repeats']} repeats)", flush=True)
-        environment = report["environment"]
-    with open(args.out, "w") as handle:
-        json.dump({"environment": environment, "results": rows}, handle, indent=1)
+    runs = [dict(name=name, paper_size=paper, batch_sizes=tuple(b for b in batches if not args.quick or b < 10_000),
+                 repeats=repeats, warmup=warmup, jit_compile=jit)
+            for name, paper, batches, repeats, warmup, jit in RUNS + (PAPER_RUNS if args.paper else [])]
+    time_runs(args.out, [run for run in runs if run["batch_sizes"]], annotate=layer_flows)
 
 
 if __name__ == "__main__":

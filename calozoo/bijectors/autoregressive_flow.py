@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.bijectors.gaussian_base import StandardNormalBase
 from calozoo.bijectors.layerwise_permutation import FixedPermutation
 from calozoo.bijectors.made import MADE, made_num_params
 from calozoo.bijectors.masked_autoregressive import MaskedAutoregressiveRQS
@@ -30,7 +31,7 @@ class FlowPass:
         self.output, self.logdet, self.steps, self.params = output, logdet, steps or [], params or []
 
 
-class AutoregressiveRQSFlow(tf.Module):
+class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
     """Conditional flow: blocks B_0..B_{n-1} with fixed permutations P_k after B_k (nflows order).
 
     Towards the base (density): x -> B_0 -> P_0 -> B_1 -> ... -> z. With `kind="maf"` that direction is one
@@ -148,10 +149,6 @@ class AutoregressiveRQSFlow(tf.Module):
         return FlowPass(h, logdet, steps if record else None, params if record else None)
 
     # ----- distribution API ----------------------------------------------------------------------
-    def base_log_prob(self, z):
-        z = tf.convert_to_tensor(z, self.dtype)
-        return -0.5 * tf.reduce_sum(z**2, axis=-1) - 0.5 * self.features * np.log(2.0 * np.pi)
-
     def log_prob(self, x, context=None, training=False):
         """log p(x | context)."""
         result = self.to_base(x, context, training)
@@ -160,12 +157,6 @@ class AutoregressiveRQSFlow(tf.Module):
     def sample_from_noise(self, z, context=None):
         """Maps standard-normal noise to data."""
         return self.to_data(z, context).output
-
-    def sample(self, context, seed):
-        """One sample per row of `context`, from a stateless seed (int[2])."""
-        context = tf.convert_to_tensor(context, self.dtype)
-        z = tf.random.stateless_normal([tf.shape(context)[0], self.features], seed=seed, dtype=self.dtype)
-        return self.sample_from_noise(z, context)
 
     @property
     def bijector(self) -> tfb.Chain:

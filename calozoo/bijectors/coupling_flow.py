@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.bijectors.gaussian_base import StandardNormalBase
 from calozoo.bijectors.layerwise_permutation import FixedPermutation
 from calozoo.bijectors.lu_linear import LULinear, lu_linear_num_params
 from calozoo.bijectors.rq_coupling import RQSCoupling, rqs_coupling_num_params
@@ -16,7 +17,7 @@ tfb = tfp.bijectors
 __all__ = ["CouplingRQSFlow"]
 
 
-class CouplingRQSFlow(tf.Module):
+class CouplingRQSFlow(StandardNormalBase, tf.Module):
     """Conditional flow of `num_layers` x [RQSCoupling (alternating masks), random permutation, LULinear].
 
     Towards the base (density), as nflows composes them: x -> C_0 -> P_0 -> LU_0 -> C_1 -> ... -> z ~ N(0, I).
@@ -82,9 +83,6 @@ class CouplingRQSFlow(tf.Module):
             logdet += coupling_logdet + linear_logdet
         return h, logdet
 
-    def base_log_prob(self, z):
-        return -0.5 * tf.reduce_sum(z**2, axis=-1) - 0.5 * self.features * np.log(2.0 * np.pi)
-
     def log_prob(self, x, context=None, training=False):
         """log p(x | context); `training` is accepted for the shared likelihood trainer (no dropout here)."""
         z, logdet = self.to_base(x, context)
@@ -93,12 +91,6 @@ class CouplingRQSFlow(tf.Module):
     def sample_from_noise(self, z, context=None):
         """Maps standard-normal noise to data."""
         return self.to_data(z, context)[0]
-
-    def sample(self, context, seed):
-        """One sample per row of `context`, from a stateless seed (int32[2])."""
-        context = tf.convert_to_tensor(context, self.dtype)
-        z = tf.random.stateless_normal([tf.shape(context)[0], self.features], seed=seed, dtype=self.dtype)
-        return self.sample_from_noise(z, context)
 
     @property
     def bijector(self) -> tfb.Chain:

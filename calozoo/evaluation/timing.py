@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from calozoo.data.incident_energies import sample_incident_energies
 from calozoo.models.base import seed_pair
 
-__all__ = ["time_generation", "timing_environment", "time_registered", "write_timing_json"]
+__all__ = ["time_generation", "timing_environment", "time_registered", "time_runs", "write_timing_json"]
 
 
 def timing_environment(model) -> dict:
@@ -93,6 +93,20 @@ def time_registered(name: str, *, paper_size: bool, batch_sizes, repeats: int, w
               f"{row['mean_ms_per_shower']:.4g} ± {row['std_ms_per_shower']:.2g} ms/shower "
               f"({row['repeats']} repeats{notes})", flush=True)
     return rows, report["environment"]
+
+
+def time_runs(path, runs, annotate=None) -> list[dict]:
+    """Times each run (the keyword arguments of `time_registered`, e.g. {"name": ..., "paper_size": True,
+    "batch_sizes": (100,), "repeats": 3}) and writes all rows to the benchmark file `path`; models without a
+    shipped artifact are skipped. Returns the rows."""
+    rows, environment = [], None
+    for run in runs:
+        timed = time_registered(**{"annotate": annotate, **run})
+        if timed:
+            rows += timed[0]
+            environment = timed[1]
+    write_timing_json(path, environment, rows)
+    return rows
 
 
 def write_timing_json(path, environment: dict | None, rows: list[dict]) -> None:

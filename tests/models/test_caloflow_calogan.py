@@ -8,6 +8,7 @@ import calozoo as zoo
 from calozoo.data.synthetic import synthetic_dataset
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.training.caloflow import train_caloflow
+from tests.models.helpers import assert_validation_nll_decreases, train_tiny_teacher
 from calozoo.training.schedules import accumulation_schedule, multistep, optimizer_steps_per_epoch
 
 # CALOGAN.md section 3: Flow-I, teacher and student Flow-II (nflows MADE formula).
@@ -104,18 +105,11 @@ def test_accumulation_schedule_and_milestones_count_optimizer_steps():
 
 @pytest.fixture(scope="module")
 def trained_teacher(positrons, tmp_path_factory):
-    energies, showers = positrons
-    teacher = CaloFlow(calogan_config(**TINY))
-    results = train_caloflow(teacher, showers, energies, tmp_path_factory.mktemp("teacher"), settings=TINY_TRAINING,
-                             epochs=3, progress=False)
-    return teacher, results
+    return train_tiny_teacher(calogan_config(**TINY), positrons, tmp_path_factory.mktemp("teacher"), TINY_TRAINING)
 
 
 def test_teacher_training_reduces_both_losses(trained_teacher):
-    _, results = trained_teacher
-    for part in ("energy_flow", "teacher"):
-        history = results[part].history
-        assert history[-1]["validation_nll"] < history[0]["validation_nll"], f"{part}: {history}"
+    assert_validation_nll_decreases(trained_teacher[1])
 
 
 def test_student_distils_with_gradient_accumulation_and_has_a_sequential_nll(positrons, trained_teacher, tmp_path):
