@@ -39,6 +39,7 @@ from calozoo.preprocessing import (CDFDequantizer, FrozenMinMax, FrozenStandardi
 __all__ = ["CaloPointFlowConfig", "CaloPointFlow", "assign_alpha"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+_MIN_FRACTION = 1e-10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,8 +404,11 @@ class CaloPointFlow(ShowerGenerator):
         return tf.concat([e_context, conditionals], axis=-1), nnz, e_sum
 
     def _fractions_from_values(self, values):
+        """Energy fractions (P,) from point values: inverse standardise -> sigmoid -> inverse min-max. Every point
+        keeps a fraction of at least 1e-10 (the reference's fractions are >= the training minimum > 0), so a
+        sampled point is always a hit."""
         scaled = inverse_logit_transform(self.value_standardizer.inverse(values[:, None]), self.config.logit_eps)
-        return tf.maximum(self.value_min_max.inverse(scaled)[:, 0], 0.0)
+        return tf.maximum(self.value_min_max.inverse(scaled)[:, 0], tf.constant(_MIN_FRACTION, self.dtype))
 
     def _sample_points(self, shower_context, segment_ids, n_showers, seed):
         """Point-flow samples (P, D) for the showers of `segment_ids`, all points of a shower jointly."""
