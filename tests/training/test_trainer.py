@@ -72,3 +72,17 @@ def test_schedules_have_the_reference_shapes():
     cyclic = CyclicTriangular2(base_lr=5e-5, max_lr=2e-3, step_size_up=850)
     assert float(cyclic(850)) == pytest.approx(2e-3, rel=1e-5)
     assert float(cyclic(2550)) == pytest.approx(5e-5 + (2e-3 - 5e-5) / 2, rel=1e-5)
+
+
+def test_weight_decay_uses_decoupled_adamw(tmp_path):
+    """With a zero gradient AdamW only decays: w <- w (1 - lr wd) per step (PyTorch's AdamW); Adam would not move."""
+    module = Line()
+    module.w.assign(2.0)
+
+    def zero_loss(x, y):
+        loss = 0.0 * tf.reduce_sum(module.w * x)
+        return loss, loss
+
+    train_loop(module, zero_loss, _data(), epochs=1, batch_size=16, learning_rate=0.1, checkpoint_dir=tmp_path,
+               evaluate=lambda monitor: monitor, metric_name="zero", progress=False, weight_decay=0.5)
+    np.testing.assert_allclose(module.w.numpy(), 2.0 * (1.0 - 0.1 * 0.5) ** 4, rtol=1e-6)
