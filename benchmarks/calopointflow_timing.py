@@ -1,7 +1,7 @@
 """Generation speed of CaloPointFlow DS2/DS3 by the challenge protocol, for the README and the issue's closing note.
 
 Usage: python benchmarks/calopointflow_timing.py [--out calopointflow_timing.json] [--quick] [--only ds2|ds3]
-                                                  [--paper]
+                                                  [--paper] [--batch-sizes B ...] [--repeats R]
 
 Times the shipped compact artifacts (variant II) at batch 100 and 10 000 in float32, and with `--paper` the paper-size
 d{2,3}_II configuration (random weights: speed does not depend on them, except through the number of hits the
@@ -38,13 +38,17 @@ def main():
     parser.add_argument("--quick", action="store_true", help="batch 100 only, 1 repeat (a smoke run)")
     parser.add_argument("--only", choices=["ds2", "ds3"], default=None, help="time one dataset's models")
     parser.add_argument("--paper", action="store_true", help="also time the paper-size configurations")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="instead of each run's")
+    parser.add_argument("--repeats", type=int, default=None, help="instead of each run's")
     args = parser.parse_args()
     rows, environment = [], None
     for name, paper, batches, repeats in RUNS:
         if (args.only and f"-{args.only}-" not in name) or (paper and not args.paper):
             continue
-        timed = time_registered(name, paper_size=paper, batch_sizes=(100,) if args.quick else batches,
-                                repeats=1 if args.quick else repeats, warmup=1, annotate=compared_with_published)
+        batches = (100,) if args.quick else tuple(args.batch_sizes or batches)
+        repeats = 1 if args.quick else (args.repeats or repeats)
+        timed = time_registered(name, paper_size=paper, batch_sizes=batches, repeats=repeats, warmup=1,
+                                annotate=compared_with_published)
         if timed:
             rows += timed[0]
             environment = timed[1]

@@ -223,6 +223,8 @@ class CaloPointFlow(ShowerGenerator):
         self.config = config
         self.dtype = tf.as_dtype(config.dtype)
         self.grid = grid_shape(config.dataset)
+        # slices of generation: DS3 showers have about 1 500 hits, and 1 000 of them at once need more than 10 GB
+        self.micro_batch = 1000 if config.dataset == "2" else 200
         dtype = self.dtype
         with self.name_scope:
             self.incident_standardizer = FrozenStandardizer(1, dtype, name="incident_standardizer")
@@ -262,6 +264,20 @@ class CaloPointFlow(ShowerGenerator):
     def sampler(self, jit_compile: bool = True):
         """`sample_showers` as a compiled graph; never XLA (the number of points is data dependent)."""
         return super().sampler(jit_compile=False)
+
+    def _sample_in_slices(self, incident_energies, seed):
+        """As the base class (same slices, same seeds), but each slice waits for the previous one: independent
+        slices would run at the same time, and their point clouds together exhaust memory at batch 10 000."""
+        n = incident_energies.shape[0]
+        if n is None or n <= self.micro_batch:
+            return self.sample_showers(incident_energies, seed)
+        seeds = tf.random.experimental.stateless_split(seed, -(-n // self.micro_batch))
+        parts = []
+        for i in range(0, n, self.micro_batch):
+            with tf.control_dependencies(parts[-1:]):
+                energies = tf.identity(incident_energies[i : i + self.micro_batch])
+                parts.append(self.sample_showers(energies, seeds[i // self.micro_batch]))
+        return tf.concat(parts, axis=0)
 
     # ----- flows over lists of couplings ----------------------------------------------------------
     @staticmethod

@@ -87,7 +87,8 @@ def uniform_quantize(x, sizes):
 
 
 def polar_to_unit_square(alpha, r):
-    """(cos(2 pi alpha) r / 2 + 1/2, sin(2 pi alpha) r / 2 + 1/2) for alpha, r in [0, 1): the disc in the unit square."""
+    """(cos(2 pi alpha) r / 2 + 1/2, sin(2 pi alpha) r / 2 + 1/2) for alpha, r in [0, 1): the disc in the unit
+    square."""
     angle = 2.0 * np.pi * alpha
     return tf.cos(angle) * r / 2.0 + 0.5, tf.sin(angle) * r / 2.0 + 0.5
 
