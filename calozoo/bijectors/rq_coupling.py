@@ -8,10 +8,11 @@ import tensorflow_probability as tfp
 
 from calozoo.bijectors.residual_net import ResidualNet, residual_net_num_params
 from calozoo.bijectors.rq_spline import SplineSettings, rqs_forward, rqs_inverse
+from calozoo.networks.mlp import MLP, mlp_num_params
 
 tfb = tfp.bijectors
 
-__all__ = ["RQSCoupling", "coupling_masks", "rqs_coupling_num_params"]
+__all__ = ["RQSCoupling", "coupling_masks", "random_coupling_masks", "rqs_coupling_num_params"]
 
 
 def coupling_masks(features: int, parity: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,11 +26,27 @@ def coupling_masks(features: int, parity: int) -> tuple[np.ndarray, np.ndarray]:
     return index[index % 2 == parity], index[index % 2 != parity]
 
 
+def random_coupling_masks(features: int, n_identity: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(identity indices, transformed indices): `n_identity` features drawn at random stay unchanged (zuko's
+    random masks); both parts sorted."""
+    if not 1 <= n_identity < features:
+        raise ValueError(f"`n_identity` must lie in [1, {features - 1}] for {features} features; got {n_identity}.")
+    chosen = np.zeros(features, bool)
+    chosen[rng.choice(features, n_identity, replace=False)] = True
+    index = np.arange(features)
+    return index[chosen], index[~chosen]
+
+
 def rqs_coupling_num_params(features: int, parity: int, context: int, hidden: int, num_blocks: int,
-                            num_bins: int) -> int:
-    """Trainable parameters of one coupling layer: its ResidualNet's."""
-    identity, transformed = coupling_masks(features, parity)
-    return residual_net_num_params(len(identity), len(transformed) * (3 * num_bins - 1), hidden, context, num_blocks)
+                            num_bins: int, conditioner: str = "residual", n_identity: int | None = None) -> int:
+    """Trainable parameters of one coupling layer: its conditioner's (ResidualNet, or a ReLU MLP with
+    `num_blocks` hidden layers of width `hidden` reading [identity part, context])."""
+    if n_identity is None:
+        n_identity = len(coupling_masks(features, parity)[0])
+    outputs = (features - n_identity) * (3 * num_bins - 1)
+    if conditioner == "mlp":
+        return mlp_num_params(n_identity + context, [hidden] * num_blocks, outputs)
+    return residual_net_num_params(n_identity, outputs, hidden, context, num_blocks)
 
 
 class RQSCoupling(tfb.Bijector):
@@ -39,6 +56,10 @@ class RQSCoupling(tfb.Bijector):
     forward (base x -> data y, sampling):         y_A = x_A, y_B = RQS^{-1}(x_B; theta(x_A, c)).
     Both directions are one pass of the ResidualNet. As in nflows, the raw bin widths and heights are divided
     by sqrt(hidden) before the softmax; CaloMan uses 8 bins on [-1, 1] with minima 1e-3.
+
+    zuko-style (CaloPointFlow): `identity=` gives the identity features explicitly (random masks, see
+    `random_coupling_masks`), `conditioner="mlp"` is a ReLU MLP on [x_A, c] with `num_blocks` hidden layers, and a
+    spline with `parametrization="zuko"` takes the raw values unscaled.
 
     References:
         Durkan et al., Neural Spline Flows, arXiv:1906.04032; Dinh et al., Real NVP, arXiv:1605.08803.
@@ -52,10 +73,20 @@ class RQSCoupling(tfb.Bijector):
     """
 
     def __init__(self, features: int, parity: int, context: int, hidden: int, num_blocks: int = 2,
-                 spline: SplineSettings | None = None, seed: int = 0, dtype=tf.float64, validate_args=False, name=None):
+                 spline: SplineSettings | None = None, seed: int = 0, dtype=tf.float64, validate_args=False, name=None,
+                 identity=None, conditioner: str = "residual"):
         parameters = dict(locals())
         name = name or "rqs_coupling"
-        identity, transformed = coupling_masks(features, parity)
+        if conditioner not in ("residual", "mlp"):
+            raise ValueError(f"`conditioner` must be 'residual' or 'mlp'; got {conditioner!r}.")
+        if identity is None:
+            identity, transformed = coupling_masks(features, parity)
+        else:
+            identity = np.asarray(sorted(int(i) for i in identity))
+            transformed = np.setdiff1d(np.arange(features), identity)
+            if len(identity) == 0 or len(transformed) == 0 or identity.min() < 0 or identity.max() >= features:
+                raise ValueError(f"`identity` must be a proper, non-empty subset of range({features}); got "
+                                 f"{identity.tolist()}.")
         with tf.name_scope(name) as name:
             self.features, self.parity, self.context = features, parity, context
             self.spline = spline or SplineSettings(8, 1.0, 1e-3, 1e-3, 1e-3)
@@ -64,8 +95,15 @@ class RQSCoupling(tfb.Bijector):
             self.transform_index = tf.constant(transformed, tf.int32)
             # out[..., j] is input j's position in concat([identity part, transformed part])
             self._merge_order = tf.constant(np.argsort(np.concatenate([identity, transformed])), tf.int32)
-            self.net = ResidualNet(len(identity), len(transformed) * self.spline.num_params, hidden, context,
-                                   num_blocks, seed=seed, dtype=dtype, name="conditioner")
+            outputs = len(transformed) * self.spline.num_params
+            if conditioner == "mlp":
+                self.net = MLP(len(identity) + context, [hidden] * num_blocks, outputs, seed=seed, dtype=dtype,
+                               name="conditioner")
+                self.net.hidden = hidden
+            else:
+                self.net = ResidualNet(len(identity), outputs, hidden, context, num_blocks, seed=seed, dtype=dtype,
+                                       name="conditioner")
+            self.conditioner = conditioner
             super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=tf.as_dtype(dtype),
                              parameters=parameters, name=name)
 
@@ -75,8 +113,15 @@ class RQSCoupling(tfb.Bijector):
 
     def spline_params(self, identity_part, conditional_input=None):
         """(N, |B|, 3K-1) spline parameters, widths and heights divided by sqrt(hidden) as in nflows."""
-        raw = self.net(identity_part, conditional_input if self.context else None)
+        if self.conditioner == "mlp":
+            inputs = identity_part if not self.context else tf.concat(
+                [identity_part, tf.cast(conditional_input, identity_part.dtype)], axis=-1)
+            raw = self.net(inputs)
+        else:
+            raw = self.net(identity_part, conditional_input if self.context else None)
         raw = tf.reshape(raw, [-1, self.n_transformed, self.spline.num_params])
+        if self.spline.parametrization == "zuko":
+            return raw
         k = self.spline.num_bins
         scale = 1.0 / np.sqrt(self.net.hidden)
         return tf.concat([raw[..., : 2 * k] * scale, raw[..., 2 * k :]], axis=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -13,6 +14,7 @@ __all__ = [
     "num_spline_params",
     "rqs_forward",
     "rqs_inverse",
+    "soft_clip",
 ]
 
 
@@ -20,9 +22,14 @@ class SplineSettings:
     """Shape of an RQS: `num_bins` bins on [-tail_bound, tail_bound], minimum bin width/height/slope.
 
     The CaloFlow family uses 8 bins, tail bound 14 and minima of 1e-6 (nflows' defaults are 1e-3).
+
+    `parametrization="zuko"` is zuko 1.1's MonotonicRQS instead of nflows': raw widths and heights soft-clipped by
+    x / (1 + |2x / ln(slope)|) before the softmax, interior slopes exp(x / (1 + |x / ln(slope)|)) (CaloPointFlow
+    uses bound 5, slope 1e-4 and minima 0); the minimum sizes still apply on top.
     """
 
-    def __init__(self, num_bins=8, tail_bound=14.0, min_bin_width=1e-6, min_bin_height=1e-6, min_derivative=1e-6):
+    def __init__(self, num_bins=8, tail_bound=14.0, min_bin_width=1e-6, min_bin_height=1e-6, min_derivative=1e-6,
+                 parametrization="nflows", slope=1e-4):
         if num_bins < 2:
             raise ValueError(f"`num_bins` must be >= 2; got {num_bins}.")
         if tail_bound <= 0:
@@ -31,6 +38,12 @@ class SplineSettings:
             raise ValueError("`min_bin_width`, `min_bin_height` and `min_derivative` must be >= 0.")
         if min_bin_width * num_bins >= 1.0 or min_bin_height * num_bins >= 1.0:
             raise ValueError(f"`min_bin_width`/`min_bin_height` times `num_bins` must be < 1; got {num_bins} bins.")
+        if parametrization not in ("nflows", "zuko"):
+            raise ValueError(f"`parametrization` must be 'nflows' or 'zuko'; got {parametrization!r}.")
+        if not 0.0 < slope < 1.0:
+            raise ValueError(f"`slope` must lie in (0, 1); got {slope}.")
+        self.parametrization = parametrization
+        self.slope = float(slope)
         self.num_bins = int(num_bins)
         self.tail_bound = float(tail_bound)
         self.min_bin_width = float(min_bin_width)
@@ -49,6 +62,8 @@ class SplineSettings:
             min_bin_width=self.min_bin_width,
             min_bin_height=self.min_bin_height,
             min_derivative=self.min_derivative,
+            parametrization=self.parametrization,
+            slope=self.slope,
         )
 
 
@@ -57,9 +72,16 @@ def num_spline_params(num_bins: int) -> int:
     return 3 * num_bins - 1
 
 
-def _knots(unnormalized, min_size, bound):
+def soft_clip(x, bound):
+    """x / (1 + |x| / bound): the identity near 0, smoothly limited to (-bound, bound) (zuko's soft clipping)."""
+    return x / (1.0 + tf.abs(x) / bound)
+
+
+def _knots(unnormalized, min_size, bound, settings=None):
     """Knot positions (..., K+1) on [-bound, bound] and bin sizes (..., K) from raw values (..., K)."""
     num_bins = unnormalized.shape[-1]
+    if settings is not None and settings.parametrization == "zuko":
+        unnormalized = soft_clip(unnormalized, -np.log(settings.slope) / 2.0)
     sizes = min_size + (1.0 - min_size * num_bins) * tf.nn.softmax(unnormalized, axis=-1)
     cumulative = tf.math.cumsum(sizes, axis=-1)
     # Pin both ends exactly so that rounding never moves the interval.
@@ -70,9 +92,12 @@ def _knots(unnormalized, min_size, bound):
     return knots, knots[..., 1:] - knots[..., :-1]
 
 
-def _derivatives(unnormalized, min_derivative):
+def _derivatives(unnormalized, min_derivative, settings=None):
     """Slopes at all K+1 knots; the two boundary slopes are exactly 1 (linear tails)."""
     ones = tf.ones_like(unnormalized[..., :1])
+    if settings is not None and settings.parametrization == "zuko":
+        interior = min_derivative + tf.exp(soft_clip(unnormalized, -np.log(settings.slope)))
+        return tf.concat([ones, interior, ones], axis=-1)
     return tf.concat([ones, min_derivative + tf.nn.softplus(unnormalized), ones], axis=-1)
 
 
@@ -89,9 +114,9 @@ def _bin_quantities(params, settings, locate, positions):
     k = settings.num_bins
     bound = settings.tail_bound
     raw_w, raw_h, raw_d = params[..., :k], params[..., k : 2 * k], params[..., 2 * k :]
-    x_knots, widths = _knots(raw_w, settings.min_bin_width, bound)
-    y_knots, heights = _knots(raw_h, settings.min_bin_height, bound)
-    slopes = _derivatives(raw_d, settings.min_derivative)
+    x_knots, widths = _knots(raw_w, settings.min_bin_width, bound, settings)
+    y_knots, heights = _knots(raw_h, settings.min_bin_height, bound, settings)
+    slopes = _derivatives(raw_d, settings.min_derivative, settings)
     knots = x_knots if locate == "x" else y_knots
     # Bin index = number of interior knots at or below the position.
     index = tf.reduce_sum(tf.cast(positions[..., None] >= knots[..., 1:k], tf.int32), axis=-1)

@@ -3,6 +3,7 @@
 from calozoo.models.base import ShowerGenerator
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.models.caloman import CaloMan, CaloManConfig
+from calozoo.models.calopointflow import CaloPointFlow, CaloPointFlowConfig
 from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
 from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
 from calozoo.registry import register_family
@@ -48,10 +49,21 @@ def _train_l2lflow(*args, **kwargs):
     return train_l2lflow(*args, **kwargs)
 
 
+def _build_calopointflow(config: dict) -> CaloPointFlow:
+    return CaloPointFlow(CaloPointFlowConfig.from_dict(config))
+
+
+def _train_calopointflow(*args, **kwargs):
+    from calozoo.training.calopointflow import train_calopointflow
+
+    return train_calopointflow(*args, **kwargs)
+
+
 register_family("caloflow", build=_build_caloflow, train=_train_caloflow)
 register_family("icaloflow", build=_build_icaloflow, train=_train_icaloflow)
 register_family("caloman", build=_build_caloman, train=_train_caloman)
 register_family("l2lflow", build=_build_l2lflow, train=_train_l2lflow)
+register_family("calopointflow", build=_build_calopointflow, train=_train_calopointflow)
 
 __all__ = ["ShowerGenerator", "CaloFlow", "CaloFlowConfig", "ICaloFlow", "ICaloFlowConfig", "CaloMan",
-           "CaloManConfig", "L2LFlow", "L2LFlowConfig"]
+           "CaloManConfig", "L2LFlow", "L2LFlowConfig", "CaloPointFlow", "CaloPointFlowConfig"]

@@ -38,8 +38,11 @@ def _check_hidden(hidden: Sequence[int]) -> list[int]:
     return hidden
 
 
+_ACTIVATIONS = {"relu": tf.nn.relu, "gelu": lambda x: tf.nn.gelu(x, approximate=False)}
+
+
 class MLP(tf.Module):
-    """ReLU MLP: Linear -> ReLU for every hidden size, then a final Linear.
+    """MLP: Linear -> activation (ReLU, or `activation="gelu"`) for every hidden size, then a final Linear.
 
     Example:
         >>> MLP(3, [8, 8], 2)(np.zeros((4, 3))).shape
@@ -47,9 +50,12 @@ class MLP(tf.Module):
     """
 
     def __init__(self, inputs: int, hidden: Sequence[int], outputs: int, seed: int = 0, dtype=tf.float32,
-                 name: str | None = None):
+                 name: str | None = None, activation: str = "relu"):
         super().__init__(name=name or "mlp")
         hidden = _check_hidden(hidden)
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}.")
+        self.activation = activation
         self.dtype = tf.as_dtype(dtype)
         rng = np.random.default_rng(seed)
         sizes = [inputs, *hidden, outputs]
@@ -63,7 +69,7 @@ class MLP(tf.Module):
         for k, (kernel, bias) in enumerate(self.layers):
             h = tf.matmul(h, kernel) + bias
             if k < len(self.layers) - 1:
-                h = tf.nn.relu(h)
+                h = _ACTIVATIONS[self.activation](h)
         return h
 
 

@@ -141,6 +141,7 @@ def train_loop(
     strategy: tf.distribute.Strategy | None = None,
     clip_norm: float | None = None,
     accumulation: Callable[[int], int] | None = None,
+    weight_decay: float | None = None,
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
@@ -159,12 +160,18 @@ def train_loop(
     With `accumulation` (epoch -> k, see `schedules.accumulation_schedule`) the gradients of k batches are
     averaged into one optimizer step (CaloFlow's CaloGAN student); a learning-rate schedule then counts
     optimizer steps, not batches. Not combined with a `strategy`.
+
+    With `weight_decay` the optimizer is AdamW (decoupled weight decay, lr x weight_decay per step, as PyTorch's).
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     variables = list(variables if variables is not None else module.trainable_variables)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        optimizer = tf_keras.optimizers.legacy.Adam(learning_rate=learning_rate, global_clipnorm=clip_norm)
+        if weight_decay:
+            optimizer = tf_keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=float(weight_decay),
+                                                  global_clipnorm=clip_norm, jit_compile=False)
+        else:
+            optimizer = tf_keras.optimizers.legacy.Adam(learning_rate=learning_rate, global_clipnorm=clip_norm)
     epoch_var = tf.Variable(0, dtype=tf.int64, name="epoch")
     state = tf.train.Checkpoint(module=module, optimizer=optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(state, checkpoint_dir / "last", max_to_keep=1)

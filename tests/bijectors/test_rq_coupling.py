@@ -66,3 +66,25 @@ def test_unconditional_net_has_no_gates():
 def test_a_conditional_net_needs_its_context():
     with pytest.raises(ValueError, match="pass `context`"):
         ResidualNet(3, 4, 8, context=2)(np.zeros((1, 3)))
+
+
+def test_zuko_style_coupling_with_random_mask_and_mlp_conditioner():
+    """CaloPointFlow's coupling: explicit (random) identity features, a ReLU MLP on [x_A, c], zuko's spline."""
+    from calozoo.bijectors.rq_coupling import random_coupling_masks
+    from calozoo.bijectors.rq_spline import SplineSettings
+
+    identity, transformed = random_coupling_masks(6, 3, np.random.default_rng(0))
+    assert len(identity) == 3 and sorted(identity.tolist() + transformed.tolist()) == list(range(6))
+    spline = SplineSettings(8, 5.0, 0.0, 0.0, 0.0, parametrization="zuko")
+    layer = randomised(RQSCoupling(6, 0, context=2, hidden=16, num_blocks=3, spline=spline, identity=identity,
+                                   conditioner="mlp"), seed=4)
+    built = int(sum(np.prod(v.shape) for v in layer.trainable_variables))
+    assert built == rqs_coupling_num_params(6, 0, 2, 16, 3, 8, conditioner="mlp", n_identity=3)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-6.0, 6.0, size=(7, 6))
+    assert_bijective(layer, x, event_ndims=1, bijector_kwargs={"conditional_input": rng.normal(size=(7, 2))},
+                     rtol=1e-8)
+    z = layer.inverse(x, conditional_input=np.ones((7, 2))).numpy()
+    np.testing.assert_array_equal(z[:, identity], x[:, identity])
+    with pytest.raises(ValueError, match="subset"):
+        RQSCoupling(3, 0, context=0, hidden=4, identity=[0, 1, 2], conditioner="mlp")

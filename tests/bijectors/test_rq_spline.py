@@ -19,8 +19,9 @@ tfb = tfp.bijectors
 SETTINGS = [
     SplineSettings(),  # CaloFlow: K 8, B 14, minima 1e-6
     SplineSettings(num_bins=5, tail_bound=3.0, min_bin_width=1e-3, min_bin_height=1e-3, min_derivative=1e-3),  # nflows
+    SplineSettings(8, 5.0, 0.0, 0.0, 0.0, parametrization="zuko"),  # CaloPointFlow (zuko 1.1)
 ]
-SETTINGS_IDS = ["caloflow", "nflows-defaults"]
+SETTINGS_IDS = ["caloflow", "nflows-defaults", "zuko"]
 
 
 def random_params(n, settings, scale=2.0, seed=0):
@@ -119,7 +120,7 @@ def test_continuous_with_slope_one_at_the_bounds(settings):
             np.testing.assert_allclose(bij.forward_log_det_jacobian(inside, event_ndims=0).numpy(), 0.0, atol=1e-3)
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=SETTINGS_IDS)
+@pytest.mark.parametrize("settings", SETTINGS[:2], ids=SETTINGS_IDS[:2])  # nflows geometry
 def test_agrees_with_tfp_rational_quadratic_spline(settings):
     n = 300
     params = random_params(n, settings, seed=7)
@@ -173,7 +174,7 @@ def knot_candidates(sizes, settings):
     return np.concatenate(candidates, axis=-1), np.concatenate([nflows] * 4, axis=-1)
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=SETTINGS_IDS)
+@pytest.mark.parametrize("settings", SETTINGS[:2], ids=SETTINGS_IDS[:2])  # nflows geometry
 def test_inputs_exactly_at_the_knots_are_finite(settings):
     bound = settings.tail_bound
     n = 40
@@ -214,7 +215,8 @@ def test_settings_sizes():
     assert settings.num_params == 23 == num_spline_params(8)
     assert SplineSettings(num_bins=2).num_params == 5
     assert settings.as_dict() == dict(
-        num_bins=8, tail_bound=14.0, min_bin_width=1e-6, min_bin_height=1e-6, min_derivative=1e-6
+        num_bins=8, tail_bound=14.0, min_bin_width=1e-6, min_bin_height=1e-6, min_derivative=1e-6,
+        parametrization="nflows", slope=1e-4,
     )
 
 
@@ -230,3 +232,21 @@ def test_settings_validation():
 def test_param_count_validation():
     with pytest.raises(ValueError, match=r"`params` must have 23 entries in its last axis for 8 bins; got 22\."):
         UnconstrainedRationalQuadraticSpline(np.zeros((3, 22)), SplineSettings())
+
+
+def test_zuko_parametrization_matches_zuko_formulas():
+    """Knots from softmax(soft-clipped raw) and interior slopes exp(soft-clipped raw), as zuko's MonotonicRQS."""
+    settings = SplineSettings(4, 5.0, 0.0, 0.0, 0.0, parametrization="zuko", slope=1e-4)
+    raw = np.array([[30.0, -2.0, 0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 40.0, -40.0, 0.3]])
+    log_slope = np.log(1e-4)
+    clipped_w = raw[0, :4] / (1 + np.abs(2 * raw[0, :4] / log_slope))
+    widths = np.exp(clipped_w) / np.exp(clipped_w).sum() * 10.0
+    slopes = np.exp(raw[0, 8:] / (1 + np.abs(raw[0, 8:] / log_slope)))
+    assert slopes.max() < 1e4 and slopes.min() > 1e-4  # the soft clip bounds the slopes
+    x_first_knot = -5.0 + widths[0]
+    # at the first interior knot the spline value is the first height knot (-5 + 10/4) and the slope is slopes[0]
+    y, logdet = rqs_forward(tf.constant([x_first_knot]), tf.constant(raw), settings)
+    np.testing.assert_allclose(y.numpy(), [-5.0 + 2.5], rtol=1e-10)
+    np.testing.assert_allclose(logdet.numpy(), [np.log(slopes[0])], rtol=1e-8)
+    with pytest.raises(ValueError, match="parametrization"):
+        SplineSettings(parametrization="torch")

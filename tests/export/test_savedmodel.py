@@ -33,7 +33,7 @@ def tiny_caloflow(role: str) -> CaloFlow:
 # One shipped model per family and geometry kind, students where there is one (they sample in one pass). The battery
 # samples each model about ten times: minutes for every DS2/DS3 artifact, so not all of them.
 SHIPPED = ["caloflow-ds1-photon-student", "caloflow-calogan-eplus-student", "caloman-ds1-photon",
-           "icaloflow-ds2-electron-student", "l2lflow-ds2-electron"]
+           "icaloflow-ds2-electron-student", "l2lflow-ds2-electron", "calopointflow-ds2-electron"]
 
 
 def _shipped_names() -> list[str]:

@@ -94,3 +94,17 @@ def test_clip_norm_reaches_the_optimizer_through_the_likelihood_recipe(tmp_path,
     train_by_likelihood(flow, [x, 3.0 * x], spec, validation_nll=lambda: 0.0, checkpoint_dir=tmp_path,
                         progress=False)
     assert smallest_step < abs(float(flow.w.numpy())) <= largest_step
+
+
+def test_weight_decay_uses_decoupled_adamw(tmp_path):
+    """With a zero gradient AdamW only decays: w <- w (1 - lr wd) per step (PyTorch's AdamW); Adam would not move."""
+    module = Line()
+    module.w.assign(2.0)
+
+    def zero_loss(x, y):
+        loss = 0.0 * tf.reduce_sum(module.w * x)
+        return loss, loss
+
+    train_loop(module, zero_loss, _data(), epochs=1, batch_size=16, learning_rate=0.1, checkpoint_dir=tmp_path,
+               evaluate=lambda monitor: monitor, metric_name="zero", progress=False, weight_decay=0.5)
+    np.testing.assert_allclose(module.w.numpy(), 2.0 * (1.0 - 0.1 * 0.5) ** 4, rtol=1e-6)
