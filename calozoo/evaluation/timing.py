@@ -61,13 +61,16 @@ def time_generation(model, batch_sizes=(1, 100, 10_000), repeats: int = 10, warm
 
 
 def time_registered(name: str, *, paper_size: bool, batch_sizes, repeats: int, warmup: int = 2,
-                    jit_compile: bool = True, annotate=None) -> tuple[list[dict], dict] | None:
+                    jit_compile: bool = True, annotate=None, prepare=None) -> tuple[list[dict], dict] | None:
     """Times a registered model the way the benchmarks/ scripts report it, one printed line per batch size.
 
     Args:
         paper_size: the paper configuration with random weights (speed does not depend on them), else the
             shipped artifact.
         annotate: optional `row -> dict` of extra entries (published times, ratios) merged into each row.
+        prepare: optional `model -> str` run once before timing, e.g. fitting a paper-size model's preprocessing
+            statistics to data where they drive the amount of work (CaloPointFlow's number of hits); the string it
+            returns is recorded in each row as "prepared".
     Returns:
         (rows with model, size, num_params, ...; the environment), or None when `name` has no shipped artifact.
     """
@@ -79,12 +82,13 @@ def time_registered(name: str, *, paper_size: bool, batch_sizes, repeats: int, w
     except MissingWeightsError:
         print(f"{name}: no shipped artifact, skipped")
         return None
+    prepared = prepare(model) if prepare is not None else None
     report = time_generation(model, batch_sizes, repeats=repeats, warmup=warmup, jit_compile=jit_compile,
                              progress=False)
     rows = []
     for row in report["results"]:
         row.update(model=name, size="paper" if paper_size else "shipped", num_params=model.num_params,
-                   jit_compile=jit_compile)
+                   jit_compile=jit_compile, **({"prepared": prepared} if prepared else {}))
         extra = annotate(row) if annotate else {}
         row.update(extra)
         rows.append(row)

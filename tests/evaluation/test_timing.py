@@ -8,12 +8,13 @@ from calozoo.evaluation.timing import time_registered, time_runs, write_timing_j
 
 def test_a_shipped_model_gives_one_annotated_row_per_batch_size(tmp_path, capsys):
     rows, environment = time_registered("caloman-ds1-photon", paper_size=False, batch_sizes=(1, 4), repeats=1,
-                                        warmup=0, jit_compile=False,
+                                        warmup=0, jit_compile=False, prepare=lambda model: f"{model.num_params} seen",
                                         annotate=lambda row: {"published_cpu_ms": 10.0 * row["batch_size"]})
     assert [row["batch_size"] for row in rows] == [1, 4]
     assert all(row["size"] == "shipped" and row["model"] == "caloman-ds1-photon" and row["num_params"] > 0
                and row["mean_ms_per_shower"] > 0 for row in rows)
     assert [row["published_cpu_ms"] for row in rows] == [10.0, 40.0]
+    assert rows[0]["prepared"] == f"{rows[0]['num_params']} seen"
     assert "published_cpu_ms 40" in capsys.readouterr().out
     write_timing_json(tmp_path / "t.json", environment, rows)
     assert json.loads((tmp_path / "t.json").read_text())["results"][1]["batch_size"] == 4
