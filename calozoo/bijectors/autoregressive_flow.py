@@ -110,34 +110,26 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
     # ----- the two passes ------------------------------------------------------------------------
     def to_base(self, x, context, training=False, record=False) -> FlowPass:
         """Density direction x -> z, with log|dz/dx|; one MADE pass per block for a MAF."""
-        h = tf.convert_to_tensor(x, self.dtype)
-        context = None if context is None else tf.convert_to_tensor(context, self.dtype)
-        logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
-        steps, params = [h], []
-        for kind, k in self._transforms_towards_base():
-            if kind == "permutation":
-                h = self.permutations[k].to_base(h)
-            elif self.kind == "maf":
-                h, block_logdet, p = self.blocks[k].one_pass(h, context, training)
-                logdet += block_logdet
-                params.append(p)
-            else:
-                h, block_logdet = self._sequential_block(k, h, context)
-                logdet += block_logdet
-            if record:
-                steps.append(h)
-        return FlowPass(h, logdet, steps if record else None, params if record else None)
+        return self._pass(x, context, training, record, towards_base=True)
 
     def to_data(self, z, context, training=False, record=False) -> FlowPass:
         """Sampling direction z -> x, with log|dx/dz|; one MADE pass per block for an IAF."""
-        h = tf.convert_to_tensor(z, self.dtype)
+        return self._pass(z, context, training, record, towards_base=False)
+
+    def _pass(self, h, context, training, record, towards_base: bool) -> FlowPass:
+        """Runs the transforms in one direction: a block is one MADE pass in its cheap direction (towards the base
+        for a MAF, towards the data for an IAF) and the sequential inversion in the other."""
+        h = tf.convert_to_tensor(h, self.dtype)
         context = None if context is None else tf.convert_to_tensor(context, self.dtype)
         logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
         steps, params = [h], []
-        for kind, k in reversed(self._transforms_towards_base()):
+        order = self._transforms_towards_base()
+        one_pass = self.kind == ("maf" if towards_base else "iaf")
+        for kind, k in order if towards_base else reversed(order):
             if kind == "permutation":
-                h = self.permutations[k].to_data(h)
-            elif self.kind == "iaf":
+                permutation = self.permutations[k]
+                h = permutation.to_base(h) if towards_base else permutation.to_data(h)
+            elif one_pass:
                 h, block_logdet, p = self.blocks[k].one_pass(h, context, training)
                 logdet += block_logdet
                 params.append(p)

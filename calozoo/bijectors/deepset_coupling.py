@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.bijectors.rq_coupling import split_features
 from calozoo.bijectors.rq_spline import SplineSettings, rqs_forward, rqs_inverse
 from calozoo.data.point_clouds import segment_mean
 from calozoo.networks.mlp import MLP, mlp_num_params
@@ -55,11 +56,7 @@ class DeepSetCoupling(tfb.Bijector):
                  validate_args=False, name=None):
         parameters = dict(locals())
         name = name or "deepset_coupling"
-        identity = np.asarray(sorted(int(i) for i in identity))
-        transformed = np.setdiff1d(np.arange(features), identity)
-        if len(identity) == 0 or len(transformed) == 0 or identity.min() < 0 or identity.max() >= features:
-            raise ValueError(f"`identity` must be a proper, non-empty subset of range({features}); got "
-                             f"{identity.tolist()}.")
+        identity, transformed = split_features(features, identity)
         with tf.name_scope(name) as name:
             self.features, self.context = features, context
             self.spline = spline or SplineSettings(8, 5.0, 0.0, 0.0, 0.0, parametrization="zuko")

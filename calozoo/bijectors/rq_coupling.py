@@ -12,7 +12,7 @@ from calozoo.networks.mlp import MLP, mlp_num_params
 
 tfb = tfp.bijectors
 
-__all__ = ["RQSCoupling", "coupling_masks", "random_coupling_masks", "rqs_coupling_num_params"]
+__all__ = ["RQSCoupling", "coupling_masks", "random_coupling_masks", "rqs_coupling_num_params", "split_features"]
 
 
 def coupling_masks(features: int, parity: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,6 +24,16 @@ def coupling_masks(features: int, parity: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"A coupling layer needs `features` >= 2; got {features}.")
     index = np.arange(features)
     return index[index % 2 == parity], index[index % 2 != parity]
+
+
+def split_features(features: int, identity) -> tuple[np.ndarray, np.ndarray]:
+    """(identity indices, transformed indices) of a coupling whose `identity` features stay unchanged."""
+    identity = np.asarray(sorted(int(i) for i in identity))
+    transformed = np.setdiff1d(np.arange(features), identity)
+    if len(identity) == 0 or len(transformed) == 0 or identity.min() < 0 or identity.max() >= features:
+        raise ValueError(f"`identity` must be a proper, non-empty subset of range({features}); got "
+                         f"{identity.tolist()}.")
+    return identity, transformed
 
 
 def random_coupling_masks(features: int, n_identity: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -82,11 +92,7 @@ class RQSCoupling(tfb.Bijector):
         if identity is None:
             identity, transformed = coupling_masks(features, parity)
         else:
-            identity = np.asarray(sorted(int(i) for i in identity))
-            transformed = np.setdiff1d(np.arange(features), identity)
-            if len(identity) == 0 or len(transformed) == 0 or identity.min() < 0 or identity.max() >= features:
-                raise ValueError(f"`identity` must be a proper, non-empty subset of range({features}); got "
-                                 f"{identity.tolist()}.")
+            identity, transformed = split_features(features, identity)
         with tf.name_scope(name) as name:
             self.features, self.parity, self.context = features, parity, context
             self.spline = spline or SplineSettings(8, 1.0, 1e-3, 1e-3, 1e-3)
