@@ -88,7 +88,7 @@ def time_registered(name: str, *, paper_size: bool, batch_sizes, repeats: int, w
     rows = []
     for row in report["results"]:
         row.update(model=name, size="paper" if paper_size else "shipped", num_params=model.num_params,
-                   jit_compile=jit_compile, **({"prepared": prepared} if prepared else {}))
+                   jit_compile=jit_compile and model.supports_xla, **({"prepared": prepared} if prepared else {}))
         extra = annotate(row) if annotate else {}
         row.update(extra)
         rows.append(row)

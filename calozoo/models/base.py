@@ -28,6 +28,11 @@ class ShowerGenerator(tf.Module):
     # Large batches are cut into slices of this size inside the compiled graph: the activations of a
     # slice stay in cache, which is faster on CPU than one huge matrix product per layer.
     micro_batch = 1000
+    # Slices run one after another when their intermediate tensors together would not fit in memory
+    # (CaloPointFlow's point clouds at batch 10 000); otherwise TensorFlow may run them side by side.
+    sequential_slices = False
+    # False where the sampling graph has data-dependent shapes that XLA cannot compile.
+    supports_xla = True
 
     def __init__(self, dataset: str, name: str | None = None):
         super().__init__(name=name)
@@ -35,7 +40,9 @@ class ShowerGenerator(tf.Module):
         self._samplers = {}
 
     def sampler(self, jit_compile: bool = True):
-        """`sample_showers` as a compiled graph (XLA by default), built once per setting."""
+        """`sample_showers` as a compiled graph (XLA by default, where the family `supports_xla`), built once per
+        setting."""
+        jit_compile = jit_compile and self.supports_xla
         if jit_compile not in self._samplers:
             self._samplers[jit_compile] = tf.function(self._sample_in_slices, jit_compile=jit_compile,
                                                       reduce_retracing=True)
@@ -46,8 +53,11 @@ class ShowerGenerator(tf.Module):
         if n is None or n <= self.micro_batch:
             return self.sample_showers(incident_energies, seed)
         seeds = tf.random.experimental.stateless_split(seed, -(-n // self.micro_batch))
-        parts = [self.sample_showers(incident_energies[i : i + self.micro_batch], seeds[i // self.micro_batch])
-                 for i in range(0, n, self.micro_batch)]
+        parts = []
+        for i in range(0, n, self.micro_batch):
+            with tf.control_dependencies(parts[-1:] if self.sequential_slices else []):
+                energies = tf.identity(incident_energies[i : i + self.micro_batch])
+                parts.append(self.sample_showers(energies, seeds[i // self.micro_batch]))
         return tf.concat(parts, axis=0)
 
     @property

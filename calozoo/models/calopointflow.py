@@ -218,6 +218,9 @@ class CaloPointFlow(ShowerGenerator):
         (2, 6480)
     """
 
+    sequential_slices = True  # the point clouds of parallel slices together exhaust memory at batch 10 000
+    supports_xla = False  # the number of points is data dependent
+
     def __init__(self, config: CaloPointFlowConfig, name: str | None = None):
         super().__init__(config.dataset, name=name or "calopointflow")
         self.config = config
@@ -260,24 +263,6 @@ class CaloPointFlow(ShowerGenerator):
                                    name=f"point_coupling{k}")
         return RQSCoupling(4, 0, c.point_context, c.point_hidden, c.point_layers, spline, seed=seed, dtype=self.dtype,
                            name=f"point_coupling{k}", identity=mask, conditioner="mlp")
-
-    def sampler(self, jit_compile: bool = True):
-        """`sample_showers` as a compiled graph; never XLA (the number of points is data dependent)."""
-        return super().sampler(jit_compile=False)
-
-    def _sample_in_slices(self, incident_energies, seed):
-        """As the base class (same slices, same seeds), but each slice waits for the previous one: independent
-        slices would run at the same time, and their point clouds together exhaust memory at batch 10 000."""
-        n = incident_energies.shape[0]
-        if n is None or n <= self.micro_batch:
-            return self.sample_showers(incident_energies, seed)
-        seeds = tf.random.experimental.stateless_split(seed, -(-n // self.micro_batch))
-        parts = []
-        for i in range(0, n, self.micro_batch):
-            with tf.control_dependencies(parts[-1:]):
-                energies = tf.identity(incident_energies[i : i + self.micro_batch])
-                parts.append(self.sample_showers(energies, seeds[i // self.micro_batch]))
-        return tf.concat(parts, axis=0)
 
     # ----- flows over lists of couplings ----------------------------------------------------------
     @staticmethod
