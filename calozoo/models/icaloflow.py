@@ -27,10 +27,13 @@ from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.preprocessing import inverse_logit_transform, layer_normalize, logit_transform
 
-__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES"]
+__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS"]
 
 # The three flows, as attributes of ICaloFlow and as keys of the training settings.
 FLOW_NAMES = ("energy_flow", "first_layer_flow", "layer_flow")
+# How a layer's voxels become continuous fractions: the paper's noise on every voxel, or empty voxels filled
+# up to the generation threshold (see ICaloFlow.shape_fractions).
+DEQUANTIZATIONS = ("uniform", "below_threshold", "log_normal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,9 @@ class ICaloFlowConfig(FlowConfig):
     logit_alpha: float = 1e-6
     threshold_mev: float = 1.5e-2
     renormalize_layers: bool = False  # the paper: False (a layer's fractions need not sum to 1)
+    dequantization: str = "uniform"  # the paper; or "below_threshold" / "log_normal" (see ICaloFlow.shape_fractions)
+    fill_decades: float = 1.5  # "log_normal": empty voxels at threshold x 10^(-fill_decades +- ...)
+    fill_width_decades: float = 0.25  # ... + fill_width_decades x a normal truncated at 2 sigma
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -74,6 +80,8 @@ class ICaloFlowConfig(FlowConfig):
             object.__setattr__(self, "layer_made_hidden_blocks", 4 - int(self.dataset))
         if self.num_blocks < 1:
             raise ValueError(f"`num_blocks` must be >= 1; got {self.num_blocks}.")
+        if self.dequantization not in DEQUANTIZATIONS:
+            raise ValueError(f"`dequantization` must be one of {list(DEQUANTIZATIONS)}; got '{self.dequantization}'.")
 
     @property
     def n_layers(self) -> int:
@@ -82,6 +90,12 @@ class ICaloFlowConfig(FlowConfig):
     @property
     def layer_size(self) -> int:
         return load_geometry(self.dataset).layer_sizes[0]
+
+    @property
+    def layer_bins(self) -> tuple[int, int]:
+        """(n_alpha, n_r) of every layer (DS2 and DS3 bin all layers alike)."""
+        layer = load_geometry(self.dataset).layers[0]
+        return layer.n_alpha, layer.n_r
 
     def flow_shapes(self) -> dict[str, dict]:
         """Per flow: features, context, hidden and MADE depth, from the geometry (nothing is built)."""
@@ -105,6 +119,13 @@ class ICaloFlowConfig(FlowConfig):
         }
         counts["total"] = sum(counts.values())
         return counts
+
+
+def _rescaled(values, target, floor):
+    """Rows of `values` (N, L) scaled to sum to `target`; a row summing to `floor` or less becomes all zeros."""
+    total = tf.reduce_sum(values, axis=-1, keepdims=True)
+    empty = total <= floor
+    return tf.where(empty, tf.zeros_like(values), values * target / tf.where(empty, tf.ones_like(total), total))
 
 
 class ICaloFlow(ShowerGenerator):
@@ -170,10 +191,33 @@ class ICaloFlow(ShowerGenerator):
             return [None] * count
         return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
+    def shape_fractions(self, layer_mev, seed):
+        """A layer (N, layer_size) MeV as continuous voxel fractions in [0, 1].
+
+        `dequantization="uniform"` (the paper): U[0, noise_mev) added to every voxel, then divided by the noisy
+        layer sum. `"below_threshold"`: only empty voxels are dequantised, by U[0, threshold) MeV, the band that
+        generation's cut maps back to empty, so "empty" is a region the flow must land in rather than a narrow
+        peak it must hit; occupied voxels keep their energy and are divided by the layer's true energy (at least
+        the threshold), so the occupied fractions sum to 1. `seed=None` uses the noise's mean.
+        """
+        if self.config.dequantization == "uniform":
+            return layer_normalize(self._noisy(layer_mev, seed), [self.layer_size])
+        threshold = self.config.threshold_mev
+        if self.config.dequantization == "log_normal":
+            spread = 0.0 if seed is None else tf.random.stateless_truncated_normal(tf.shape(layer_mev), seed,
+                                                                                    dtype=self.dtype)
+            fill = threshold * tf.pow(tf.constant(10.0, self.dtype),
+                                      -self.config.fill_decades + self.config.fill_width_decades * spread)
+        elif seed is None:
+            fill = tf.fill(tf.shape(layer_mev), tf.constant(0.5 * threshold, self.dtype))
+        else:
+            fill = tf.random.stateless_uniform(tf.shape(layer_mev), seed, 0.0, threshold, self.dtype)
+        total = tf.maximum(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), threshold)
+        return tf.minimum(tf.where(layer_mev > 0, layer_mev, fill) / total, 1.0)
+
     def shape_logit(self, layer_mev, seed):
-        """The noisy layer normalised to unit sum, in logit space, (N, layer_size)."""
-        shape = layer_normalize(self._noisy(layer_mev, seed), [self.layer_size])
-        return logit_transform(shape, self.config.logit_alpha)
+        """The layer's dequantised voxel fractions (`shape_fractions`) in logit space, (N, layer_size)."""
+        return logit_transform(self.shape_fractions(layer_mev, seed), self.config.logit_alpha)
 
     def energy_flow_inputs(self, layer_energies_mev, incident_mev, seed):
         """Flow-1 (x, c): logit of the noisy layer energies (N, 45) and log10 E_inc - 4.5 (N, 1)."""
@@ -243,12 +287,15 @@ class ICaloFlow(ShowerGenerator):
         `renormalize_layers=True` divides the fractions by their sum first, so every layer carries Flow-1's E_n
         (before the cut); small models trained on few showers need it. A layer whose fractions sum to less than
         the logit's alpha (the preprocessing's resolution) is left empty rather than inflated from rounding residue.
+        With `dequantization="below_threshold"` the fill below the threshold is not part of the layer's energy:
+        the cut comes first and the voxels left are rescaled to sum to E_n.
         """
         fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
+        if self.config.dequantization != "uniform":
+            layer = self._cut(fractions * energy_mev)
+            return _rescaled(layer, energy_mev, 0.0) if self.config.renormalize_layers else layer
         if self.config.renormalize_layers:
-            total = tf.reduce_sum(fractions, axis=-1, keepdims=True)
-            empty = total < self.config.logit_alpha
-            fractions = tf.where(empty, tf.zeros_like(fractions), fractions / tf.where(empty, tf.ones_like(total), total))
+            fractions = _rescaled(fractions, 1.0, self.config.logit_alpha)
         return self._cut(fractions * energy_mev)
 
     def sample_layer_energies(self, incident_mev, seed):

@@ -6,9 +6,13 @@ __all__ = ["logit_transform", "inverse_logit_transform"]
 
 
 def logit_transform(x, alpha=1e-6):
-    """Maps [0, 1] to the real line: logit(alpha + (1 - 2 alpha) x)."""
-    squeezed = alpha + (1.0 - 2.0 * alpha) * x
-    return tf.math.log(squeezed) - tf.math.log1p(-squeezed)
+    """Maps [0, 1] to the real line: logit(alpha + (1 - 2 alpha) x).
+
+    Written as log(alpha + (1 - 2 alpha) x) - log(alpha + (1 - 2 alpha)(1 - x)), which is the same function but
+    keeps x = 1 finite in float32 when alpha is below float32's resolution near 1 (1 - 1e-10 rounds to 1).
+    """
+    scale = 1.0 - 2.0 * alpha
+    return tf.math.log(alpha + scale * x) - tf.math.log(alpha + scale * (1.0 - x))
 
 
 def inverse_logit_transform(y, alpha=1e-6, clamp=True):

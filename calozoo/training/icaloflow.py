@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow
+from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry
 from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
 from calozoo.training.likelihood import train_by_likelihood
 from calozoo.training.trainer import TrainingResult
@@ -52,8 +53,9 @@ class FlowData:
         showers, energies: (N, V) and (N, 1) MeV.
     """
 
-    def __init__(self, model: ICaloFlow, showers, energies):
+    def __init__(self, model: ICaloFlow, showers, energies, augment_alpha: bool = False):
         self.model = model
+        self.augment_alpha = augment_alpha
         layers = np.asarray(showers, np.float64).reshape(-1, model.n_layers, model.layer_size)
         self.energies = np.asarray(energies, np.float64).reshape(-1, 1)
         self.layer_energies = layers.sum(axis=-1)
@@ -75,13 +77,26 @@ class FlowData:
         model = self.model
         if flow_name == "energy_flow":
             return model.energy_flow_inputs(tf.cast(batch[0], model.dtype), tf.cast(batch[1], model.dtype), seed)
+        symmetry_seed = None
+        if self.augment_alpha:  # its own seed; without augmentation the noise stream is unchanged
+            seed, symmetry_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         if flow_name == "first_layer_flow":
-            return model.first_layer_inputs(tf.cast(batch[0], model.dtype), tf.cast(batch[1], model.dtype), seed)
+            (layer,) = self._symmetric(symmetry_seed, tf.cast(batch[0], model.dtype))
+            return model.first_layer_inputs(layer, tf.cast(batch[1], model.dtype), seed)
         rows, index = batch
-        layer = tf.gather_nd(self.layers, tf.stack([rows, index], axis=-1))
-        previous = tf.gather_nd(self.layers, tf.stack([rows, index - 1], axis=-1))
+        layer, previous = self._symmetric(symmetry_seed, tf.gather_nd(self.layers, tf.stack([rows, index], axis=-1)),
+                                          tf.gather_nd(self.layers, tf.stack([rows, index - 1], axis=-1)))
         incident = tf.gather(tf.constant(self.energies, model.dtype), rows)
         return model.layer_inputs(layer, previous, incident, index, seed)
+
+    def _symmetric(self, seed, *layers):
+        """With `augment_alpha`, the layers of each row rotated and mirrored in alpha alike (a random choice of
+        the 2 n_alpha symmetries per row); otherwise unchanged."""
+        if not self.augment_alpha:
+            return layers
+        n_alpha, n_r = self.model.config.layer_bins
+        indices = alpha_symmetry_indices(tf.shape(layers[0])[0], n_alpha, seed)
+        return tuple(apply_alpha_symmetry(layer, indices, n_r) for layer in layers)
 
     def fixed_inputs(self, flow_name: str, seed: int, chunk: int = 10_000) -> list[tuple]:
         """(x, c) of every row with noise drawn once from `seed`, in chunks of `chunk` rows (validation)."""
@@ -140,7 +155,9 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
 
     A teacher trains Flow-1, Flow-2 and Flow-3 by likelihood, keeping each flow's best epoch on a further
     `validation_fraction` split; a student needs a trained `teacher`, takes its Flow-1 and permutations and
-    distils Flow-2 and Flow-3 from it (best epoch by mean KL).
+    distils Flow-2 and Flow-3 from it (best epoch by mean KL). `settings["augment_alpha"]` (default False, the
+    paper) rotates and mirrors the training layers of Flow-2/3 by random whole alpha bins at every step (see
+    calozoo.preprocessing.symmetry); the validation rows are never augmented.
 
     Args:
         settings: per-flow {'batch_size', 'epochs', 'schedule', ('beta')} overriding the paper recipe.
@@ -164,7 +181,8 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
             settings[flow_name]["epochs"] = int(epochs)
     order = np.random.default_rng(seed).permutation(len(showers))
     n_val = int(round(settings["validation_fraction"] * len(showers)))
-    train = FlowData(model, showers[order[n_val:]], energies[order[n_val:]])
+    augment = bool(settings.get("augment_alpha", False))
+    train = FlowData(model, showers[order[n_val:]], energies[order[n_val:]], augment_alpha=augment)
     if model.config.role == "teacher":
         valid = FlowData(model, showers[order[:n_val]], energies[order[:n_val]])
         return {name: _train_teacher_flow(model, name, train, valid, settings[name], checkpoint_dir, resume, seed,

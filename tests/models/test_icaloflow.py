@@ -174,6 +174,43 @@ def test_renormalize_layers_gives_every_layer_its_flow_1_energy_before_the_cut()
     np.testing.assert_allclose(layer, [[4.99, 3.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]], atol=1e-5)
 
 
+def test_below_threshold_dequantization_fills_only_empty_voxels_below_the_cut():
+    model = tiny(dequantization="below_threshold", dtype="float64")
+    layer = np.zeros((2, 144))
+    layer[0, :4] = [6.0, 3.0, 1.0, 0.02]
+    fractions = model.shape_fractions(tf.constant(layer), tf.constant([1, 2])).numpy()
+    np.testing.assert_allclose(fractions[0, :4], layer[0, :4] / 10.02)  # occupied: divided by the true energy
+    assert np.all(fractions[0, 4:] < 1.5e-2 / 10.02) and np.all(fractions[0, 4:] > 0)
+    assert np.all(fractions[1] < 1.0) and np.all(fractions[1] > 0)  # an empty layer: fill / threshold
+    np.testing.assert_allclose(model.shape_fractions(tf.constant(layer), None).numpy()[0, 4:], 0.0075 / 10.02)
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_below_threshold_round_trip_recovers_the_layer(renormalize):
+    """Dequantise, take the logit, and generate from it with the true energy: the same layer comes back."""
+    model = tiny(dequantization="below_threshold", renormalize_layers=renormalize, dtype="float64")
+    rng = np.random.default_rng(3)
+    layers = rng.uniform(0.02, 50.0, (6, 144)) * (rng.uniform(size=(6, 144)) < 0.3)
+    layers[5] = 0.0
+    energy = layers.sum(-1, keepdims=True)
+    logits = model.shape_logit(tf.constant(layers), tf.constant([4, 5]))
+    recovered = model._layer_from_logits(logits, tf.constant(energy)).numpy()
+    np.testing.assert_allclose(recovered, layers, rtol=1e-6, atol=1e-9)
+
+
+def test_below_threshold_renormalises_after_the_cut():
+    model = tiny(dequantization="below_threshold", renormalize_layers=True)
+    fractions = np.array([[0.6, 0.3, 0.001, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    energy = np.array([[10.0], [3.0]])  # 6, 3, 0.01 (cut) -> rescaled to sum 10; an empty layer stays empty
+    layer = model._layer_from_logits(logit_transform(fractions), energy).numpy()
+    np.testing.assert_allclose(layer, [[20 / 3, 10 / 3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_dequantization_is_refused():
+    with pytest.raises(ValueError, match="`dequantization` must be one of"):
+        ICaloFlowConfig(dequantization="gaussian")
+
+
 def test_student_generates_showers_layer_by_layer():
     model = tiny("student")
     sample = model.sampler(jit_compile=False)

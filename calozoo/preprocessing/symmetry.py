@@ -1,0 +1,35 @@
+"""The azimuthal symmetry of DS2/DS3 showers as a training augmentation: whole-bin rotations and mirrors in alpha.
+
+Electrons enter the DS2/DS3 cylinders along the axis, so a shower rotated by a whole number of alpha bins, or
+mirrored in alpha, is as likely as the original (`calozoo.evaluation.symmetry` checks this on GEANT4 files).
+Every training row can therefore stand for 2 * n_alpha showers: 32 on DS2, 100 on DS3.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["alpha_symmetry_indices", "apply_alpha_symmetry"]
+
+
+def alpha_symmetry_indices(batch, n_alpha: int, seed, mirror: bool = True):
+    """Per row, the alpha bin each output bin is read from: (shift ± alpha) mod n_alpha, (batch, n_alpha) int32.
+
+    The shift is uniform over the n_alpha rotations; with `mirror` the sign is drawn with probability 1/2.
+    """
+    shift_seed, mirror_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    shift = tf.random.stateless_uniform([batch, 1], shift_seed, 0, n_alpha, tf.int32)
+    sign = tf.ones([batch, 1], tf.int32)
+    if mirror:
+        sign = 1 - 2 * tf.random.stateless_uniform([batch, 1], mirror_seed, 0, 2, tf.int32)
+    return tf.math.floormod(shift + sign * tf.range(n_alpha)[tf.newaxis], n_alpha)
+
+
+def apply_alpha_symmetry(layers, indices, n_r: int):
+    """`layers` (N, n_alpha * n_r), alpha-major, with row i's alpha bins read in the order `indices[i]`.
+
+    Passing the same `indices` to several tensors (a layer and the layer before it) transforms them alike.
+    """
+    n_alpha = indices.shape[-1]
+    blocks = tf.reshape(layers, [-1, n_alpha, n_r])
+    return tf.reshape(tf.gather(blocks, indices, batch_dims=1), [-1, n_alpha * n_r])

@@ -1,0 +1,52 @@
+"""Tests of calozoo.preprocessing.symmetry: alpha rotations and mirrors of DS2/DS3 layers."""
+
+import numpy as np
+import tensorflow as tf
+
+from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry
+
+N_ALPHA, N_R = 16, 9
+
+
+def _layers(n, seed=0):
+    return np.random.default_rng(seed).uniform(size=(n, N_ALPHA * N_R))
+
+
+def test_indices_are_rotations_or_mirrors_and_cover_all_symmetries():
+    indices = alpha_symmetry_indices(4000, N_ALPHA, tf.constant([3, 4])).numpy()
+    seen = set()
+    for row in indices:
+        assert sorted(row) == list(range(N_ALPHA)), "not a permutation of the alpha bins"
+        step = (row[1] - row[0]) % N_ALPHA
+        assert step in (1, N_ALPHA - 1), "neighbouring bins must stay neighbours"
+        np.testing.assert_array_equal(row, (row[0] + (1 if step == 1 else -1) * np.arange(N_ALPHA)) % N_ALPHA)
+        seen.add((int(row[0]), int(step)))
+    assert len(seen) == 2 * N_ALPHA, "every rotation, mirrored and not, is drawn"
+
+
+def test_without_mirror_only_rotations():
+    indices = alpha_symmetry_indices(500, N_ALPHA, tf.constant([1, 2]), mirror=False).numpy()
+    assert np.all((indices[:, 1] - indices[:, 0]) % N_ALPHA == 1)
+
+
+def test_apply_moves_whole_radial_rows_and_keeps_energy():
+    layers = _layers(64)
+    indices = alpha_symmetry_indices(64, N_ALPHA, tf.constant([5, 6]))
+    moved = apply_alpha_symmetry(tf.constant(layers), indices, N_R).numpy()
+    blocks, moved_blocks = layers.reshape(64, N_ALPHA, N_R), moved.reshape(64, N_ALPHA, N_R)
+    for row in range(64):
+        np.testing.assert_array_equal(moved_blocks[row], blocks[row][indices.numpy()[row]])
+    np.testing.assert_allclose(moved.sum(-1), layers.sum(-1))
+    np.testing.assert_allclose(moved_blocks.sum(1), blocks.sum(1))  # the radial profile is untouched
+
+
+def test_the_same_indices_transform_two_layers_alike_and_the_same_seed_repeats():
+    a, b = _layers(8, 1), _layers(8, 2)
+    indices = alpha_symmetry_indices(8, N_ALPHA, tf.constant([7, 7]))
+    np.testing.assert_array_equal(indices.numpy(), alpha_symmetry_indices(8, N_ALPHA, tf.constant([7, 7])).numpy())
+    moved_a = apply_alpha_symmetry(tf.constant(a), indices, N_R).numpy()
+    moved_b = apply_alpha_symmetry(tf.constant(b), indices, N_R).numpy()
+    order = indices.numpy()
+    for row in range(8):
+        np.testing.assert_array_equal(moved_a[row].reshape(N_ALPHA, N_R), a[row].reshape(N_ALPHA, N_R)[order[row]])
+        np.testing.assert_array_equal(moved_b[row].reshape(N_ALPHA, N_R), b[row].reshape(N_ALPHA, N_R)[order[row]])
