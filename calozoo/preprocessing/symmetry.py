@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["alpha_symmetry_indices", "apply_alpha_symmetry"]
+__all__ = ["alpha_symmetry_indices", "apply_alpha_symmetry", "rotate_showers_alpha"]
 
 
 def alpha_symmetry_indices(batch, n_alpha: int, seed, mirror: bool = True):
@@ -33,3 +33,11 @@ def apply_alpha_symmetry(layers, indices, n_r: int):
     n_alpha = indices.shape[-1]
     blocks = tf.reshape(layers, [-1, n_alpha, n_r])
     return tf.reshape(tf.gather(blocks, indices, batch_dims=1), [-1, n_alpha * n_r])
+
+
+def rotate_showers_alpha(showers, n_layers: int, n_alpha: int, n_r: int, seed, mirror: bool = True):
+    """Whole showers (N, n_layers * n_alpha * n_r) rotated (and mirrored) in alpha, every layer of a shower alike,
+    by a random symmetry per shower drawn from `seed` (int[2])."""
+    indices = alpha_symmetry_indices(tf.shape(showers)[0], n_alpha, seed, mirror)
+    layers = apply_alpha_symmetry(tf.reshape(showers, [-1, n_alpha * n_r]), tf.repeat(indices, n_layers, axis=0), n_r)
+    return tf.reshape(layers, tf.shape(showers))

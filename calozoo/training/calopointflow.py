@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo.data.geometry import load_geometry
 from calozoo.models.calopointflow import CaloPointFlow
+from calozoo.preprocessing.symmetry import rotate_showers_alpha
 from calozoo.training.likelihood import total_steps
 from calozoo.training.schedules import make_schedule
 from calozoo.training.trainer import TrainingResult, train_loop
@@ -32,13 +34,22 @@ def _validation_loss(model: CaloPointFlow, showers, energies, seed: int, chunk: 
     return lambda: float(np.dot([float(loss(*c)) for c in chunks], weights) / weights.sum())
 
 
+def _alpha_augmentation(model: CaloPointFlow):
+    """showers, seed -> the showers rotated and mirrored in alpha, each by a random whole-bin symmetry."""
+    geometry = load_geometry(model.dataset)
+    layer = geometry.layers[0]
+    return lambda showers, seed: rotate_showers_alpha(showers, geometry.n_layers, layer.n_alpha, layer.n_r, seed)
+
+
 def train_calopointflow(model: CaloPointFlow, showers, energies, checkpoint_dir, *, settings: dict | None = None,
                         epochs: int | None = None, resume: bool = False, seed: int = 0, progress: bool = True,
                         strategy=None, **_) -> dict[str, TrainingResult]:
     """Trains `model` on showers (N, V) / energies (N, 1) MeV (a training split); returns {"elbo": result}.
 
     A further `validation_fraction` of the rows selects the best epoch by validation loss (the negative ELBO per
-    dimension). `epochs` overrides the recipe's.
+    dimension). `epochs` overrides the recipe's. `settings["augment_alpha"]` (default False, the paper) rotates and
+    mirrors every training shower by a random whole number of alpha bins at each step (see
+    calozoo.preprocessing.symmetry); the validation showers are never augmented.
     """
     if strategy is not None:
         raise ValueError("CaloPointFlow training runs on one device; use `--strategy none`.")
@@ -54,8 +65,14 @@ def train_calopointflow(model: CaloPointFlow, showers, energies, checkpoint_dir,
     generator = tf.random.Generator.from_seed(seed + 303)
     _validation = _validation_loss(model, showers[val_rows], energies[val_rows], seed + 1)
 
+    augment = _alpha_augmentation(model) if spec.get("augment_alpha") else None
+
     def loss_fn(batch_showers, batch_energies):
-        loss = model.loss(batch_showers, batch_energies, generator.make_seeds(1)[:, 0])
+        seed = generator.make_seeds(1)[:, 0]
+        if augment is not None:
+            seed, symmetry_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            batch_showers = augment(batch_showers, symmetry_seed)
+        loss = model.loss(batch_showers, batch_energies, seed)
         return loss, loss
 
     result = train_loop(model, loss_fn, [showers[train_rows], energies[train_rows]], epochs=int(spec["epochs"]),

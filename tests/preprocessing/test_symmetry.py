@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry
+from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry, rotate_showers_alpha
 
 N_ALPHA, N_R = 16, 9
 
@@ -50,3 +50,12 @@ def test_the_same_indices_transform_two_layers_alike_and_the_same_seed_repeats()
     for row in range(8):
         np.testing.assert_array_equal(moved_a[row].reshape(N_ALPHA, N_R), a[row].reshape(N_ALPHA, N_R)[order[row]])
         np.testing.assert_array_equal(moved_b[row].reshape(N_ALPHA, N_R), b[row].reshape(N_ALPHA, N_R)[order[row]])
+
+
+def test_whole_showers_rotate_every_layer_alike():
+    showers = np.random.default_rng(4).uniform(size=(5, 3 * N_ALPHA * N_R))
+    rotated = rotate_showers_alpha(tf.constant(showers), 3, N_ALPHA, N_R, tf.constant([2, 3])).numpy()
+    indices = alpha_symmetry_indices(5, N_ALPHA, tf.constant([2, 3])).numpy()
+    for row in range(5):
+        blocks = showers[row].reshape(3, N_ALPHA, N_R)
+        np.testing.assert_array_equal(rotated[row].reshape(3, N_ALPHA, N_R), blocks[:, indices[row]])
