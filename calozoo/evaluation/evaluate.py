@@ -20,7 +20,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from calozoo.data.files import read_showers, validate_incident_energies, validate_showers
-from calozoo.data.geometry import DATASET_NAMES, Geometry, geometry_for_voxels, load_geometry
+from calozoo.data.geometry import (DATASET_NAMES, Geometry, check_incident_energy_range, geometry_for_voxels,
+                                   load_geometry)
 from calozoo.errors import CalozooError, ShowerFileError
 from calozoo.evaluation import classifiers, distances, plots, shape
 from calozoo.evaluation.features import (compute_features, high_level_vector, layer_energy_correlation,
@@ -373,7 +374,7 @@ def _finish(results: dict, run: _Run, final: Path, workdir: Path) -> None:
 
 def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, repeats: int = 1, fast: bool = False,
              seed: int = 0, equalize: bool = False, progress: bool = True, prdc_max_samples: int | None = 10_000,
-             blas_threads: int | None = 1) -> dict:
+             blas_threads: int | None = 1, allow_energy_range: bool = False) -> dict:
     """Evaluates generated showers against reference (GEANT4) showers like the official CaloChallenge script.
 
     Args:
@@ -394,6 +395,8 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
         blas_threads: BLAS / OpenMP threads for NumPy, SciPy and sklearn (None: their default). The default of one
             thread avoids busy-waiting thread pools, which made eigendecompositions ~100x slower on a shared,
             oversubscribed 2-core machine. TensorFlow's own thread pool is not affected.
+        allow_energy_range: accept incident energies outside the dataset's simulated range (otherwise an
+            EnergyRangeError: GeV given for MeV would compare empty histograms).
 
     Returns:
         A dict with one entry per mode (see report.md for the layout) plus inputs, settings and wall times.
@@ -414,6 +417,9 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
     ref_e, ref_s, ref_source = _load(reference, "reference")
     _check_voxels(ref_s, geometry, "reference", ref_source)
     _check_voxels(gen_s, geometry, "generated", gen_source)
+    if not allow_energy_range:
+        check_incident_energy_range(ref_e, dataset, f"reference {ref_source}: incident energies")
+        check_incident_energy_range(gen_e, dataset, f"generated {gen_source}: incident energies")
     (gen_e, gen_s), (ref_e, ref_s) = _equal_counts((gen_e, gen_s), (ref_e, ref_s), chosen, equalize)
     final, workdir = _prepare_output(output_dir)
     settings = classifiers.FAST_SETTINGS if fast else classifiers.OFFICIAL_SETTINGS
