@@ -79,6 +79,20 @@ def _load(sample, role: str) -> tuple[np.ndarray, np.ndarray, str]:
     return energies, showers, f"<{role} array>"
 
 
+def reference_label(reference) -> str:
+    """How plots name the reference sample: 'GEANT4', or 'Reference (synthetic)' for a file labelled synthetic."""
+    if isinstance(reference, (str, os.PathLike)):
+        import h5py
+
+        try:
+            with h5py.File(reference, "r") as handle:
+                if bool(handle.attrs.get("synthetic", False)):
+                    return "Reference (synthetic)"
+        except OSError:
+            pass
+    return "GEANT4"
+
+
 def _check_voxels(showers: np.ndarray, geometry: Geometry, role: str, source: str) -> None:
     n_voxels = showers.shape[1]
     if n_voxels == geometry.n_voxels:
@@ -135,6 +149,7 @@ class _Run:
         self.workdir, self.progress, self.prdc_max_samples = workdir, progress, prdc_max_samples
         self.plots: list[tuple[str, str]] = []
         self._features = None
+        self.reference_label = "GEANT4"
 
     @property
     def features(self):
@@ -177,15 +192,17 @@ class _Run:
         for group, keys in groups.items():
             self._plot(f"{group} (separation power in the legend)", f"hist_{group}.png",
                        lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers,
-                                                               path))
+                                                               path, self.reference_label))
         self._plot("layer-energy correlations", "layer_energy_correlation.png",
-                   lambda path: plots.plot_correlations(*correlations, self.geometry.layer_ids, path))
+                   lambda path: plots.plot_correlations(*correlations, self.geometry.layer_ids, path,
+                                                        self.reference_label))
 
     def avg(self) -> dict:
         gen_mean = _mean_thresholded(self.gen_s, self.geometry)
         ref_mean = _mean_thresholded(self.ref_s, self.geometry)
         self._plot("average shower per layer", "average_shower.png",
-                   lambda path: plots.plot_average_showers(gen_mean, ref_mean, self.geometry, path))
+                   lambda path: plots.plot_average_showers(gen_mean, ref_mean, self.geometry, path,
+                                                           self.reference_label))
         return {"mean_total_energy_generated": float(gen_mean.sum()),
                 "mean_total_energy_reference": float(ref_mean.sum())}
 
@@ -270,11 +287,11 @@ class _Run:
             keys = [key for key in powers if shape.shape_group(key) == group]
             self._plot(f"shape: {group} (separation power in the legend)", f"shape_{group}.png",
                        lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers,
-                                                               path))
+                                                               path, self.reference_label))
         profiles = {"longitudinal": (gen.longitudinal_profile, ref.longitudinal_profile),
                     "radial": (gen.radial_profile, ref.radial_profile)}
         self._plot("shape: mean longitudinal and radial profiles", "shape_profiles.png",
-                   lambda path: plots.plot_profiles(profiles, path, self.geometry.layer_ids))
+                   lambda path: plots.plot_profiles(profiles, path, self.geometry.layer_ids, self.reference_label))
 
     def run(self, mode: str) -> dict:
         if mode in ("cls-low", "cls-low-normed", "cls-high"):
@@ -424,6 +441,7 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
     final, workdir = _prepare_output(output_dir)
     settings = classifiers.FAST_SETTINGS if fast else classifiers.OFFICIAL_SETTINGS
     run = _Run((gen_e, gen_s), (ref_e, ref_s), geometry, settings, repeats, seed, workdir, progress, prdc_max_samples)
+    run.reference_label = reference_label(reference)
     results = {"dataset": dataset, "generated": gen_source, "reference": ref_source, "n_generated": len(gen_e),
                "n_reference": len(ref_e), "modes": list(chosen), "seed": seed, "repeats": repeats,
                "threshold_mev": geometry.evaluation_threshold_mev, "classifier_settings": dataclasses.asdict(settings),
