@@ -58,6 +58,8 @@ def test_train_writes_an_artifact_with_a_model_card(workspace):
     assert metadata["config_changes"]["hidden"] == 8 and metadata["num_params"] > 0
     card = (directory / "MODEL_CARD.md").read_text()
     assert "SYNTHETIC" in card and "calozoo train caloflow-ds1-photon-student" in card
+    assert "Libraries: calozoo 0.1.0, tensorflow 2." in card
+    assert "--teacher caloflow-ds1-photon-teacher@user" in card  # distilled from the teacher trained just before
     listed = {line.split()[0]: line for line in run("list", "caloflow-ds1-photon-*").output.splitlines()}
     assert "user v1" in listed["caloflow-ds1-photon-student"]
 
@@ -173,3 +175,28 @@ def test_unknown_model_and_bad_arguments(workspace, tmp_path):
     assert_one_line_error(run("time", "caloflow-ds1-photon-student", "--batch-sizes", "1,x", ok=False),
                           "comma-separated")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_train_writes_to_the_user_store_and_info_says_so(workspace, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from calozoo.registry import artifact_roots
+
+    _, data = workspace
+    monkeypatch.delenv("CALOZOO_ARTIFACTS")
+    monkeypatch.setenv("CALOZOO_HOME", str(tmp_path / "home"))
+    shipped = artifact_roots()["shipped"] / "caloflow-ds1-photon-teacher"
+    before = sorted(p.name for p in shipped.iterdir())
+    old = os.umask(0o022)
+    try:
+        run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--workdir", tmp_path / "run",
+            "--no-metrics")
+    finally:
+        os.umask(old)
+    directory = tmp_path / "home" / "artifacts" / "caloflow-ds1-photon-teacher" / "v1"
+    assert (directory / "weights.npz").is_file() and sorted(p.name for p in shipped.iterdir()) == before
+    assert stat.S_IMODE((directory / "weights.npz").stat().st_mode) == 0o644
+    info = run("info", "caloflow-ds1-photon-teacher").output
+    assert f"v1 (user): {directory}" in info and "(shipped):" in info
+    assert "<- loaded by" in info.split("(shipped):", 1)[1].splitlines()[0]
