@@ -30,6 +30,7 @@ setup(
     package_dir=PACKAGE_DIR,
     package_data={
         "calozoo.data": ["binning/*.xml"],
-        **{package: ["*.yaml", "*.npz", "*.json", "*.md"] for package in PACKAGES if package.startswith(tuple(SHIPPED_DATA))},
+        **{package: ["*.yaml", "*.npz", "*.json", "*.md"]
+           for package in PACKAGES if package.startswith(tuple(SHIPPED_DATA))},
     },
 )

@@ -76,7 +76,8 @@ def check_incident_energy_range(energies, dataset: str, where: str = "incident e
     outside = int(((values < lo * (1 - _RANGE_TOLERANCE)) | (values > hi * (1 + _RANGE_TOLERANCE))).sum())
     raise EnergyRangeError(
         f"{where}: {outside} of {values.size} lie outside dataset {dataset}'s range {_energy_text(lo)} to "
-        f"{_energy_text(hi)} (found {low:.4g} to {high:.4g} MeV); calozoo expects MeV and {_unit_guess(low, high, dataset)}."
+        f"{_energy_text(hi)} (found {low:.4g} to {high:.4g} MeV); calozoo expects MeV and "
+        f"{_unit_guess(low, high, dataset)}."
         f" Convert them, or pass --allow-energy-range to use them on purpose.")
 
 

@@ -225,7 +225,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         "training_wall_time_s": wall,
         "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
     }
-    command = retrain_command(name, data_path, metadata, epochs=epochs, teacher=_teacher_reference(kwargs.get("teacher")))
+    command = retrain_command(name, data_path, metadata, epochs=epochs,
+                              teacher=_teacher_reference(kwargs.get("teacher")))
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1
