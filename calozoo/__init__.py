@@ -3,11 +3,25 @@
     >>> import calozoo as zoo
     >>> gen = zoo.load("caloflow-ds1-photon-student")
     >>> showers = gen.generate([65536.0] * 10, seed=1)   # MeV in, MeV out, shape (10, 368)
+
+`import calozoo` is cheap: TensorFlow and the model families are imported on first use of the API below.
 """
 
 __version__ = "0.1.0"
 
-from calozoo import models as _models  # noqa: E402,F401  (registers the families)
-from calozoo.registry import create, find_artifact, get_entry, list_models, load  # noqa: E402
-
 __all__ = ["list_models", "load", "create", "get_entry", "find_artifact", "__version__"]
+
+_LAZY = {"list_models", "load", "create", "get_entry", "find_artifact"}
+
+
+def __getattr__(name):
+    """The registry functions, imported (with TensorFlow and the families) on first access."""
+    if name in _LAZY:
+        from calozoo import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'calozoo' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)

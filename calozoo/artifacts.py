@@ -53,12 +53,20 @@ def _storage_array(variable: tf.Variable, float_dtype: str) -> np.ndarray:
     return value.astype(np.float32 if float_dtype != "float64" else np.float64)
 
 
+def _usual_mode(is_dir: bool = False) -> int:
+    """The permissions a new file (or folder) gets from the umask: tempfile's 0600 / 0700 are for secrets."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if is_dir else 0o666) & ~umask
+
+
 def save_weights(module: tf.Module, path: str | Path, float_dtype: str = "float16") -> None:
     """Writes every variable to a compressed .npz, floats in `float_dtype` where the values fit."""
     arrays = {key: _storage_array(v, float_dtype) for key, v in variables_by_path(module).items()}
     path = Path(path)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
         np.savez_compressed(handle, **arrays)
+    os.chmod(handle.name, _usual_mode())
     os.replace(handle.name, path)
 
 
@@ -109,6 +117,7 @@ def write_artifact(module: tf.Module, root: str | Path, name: str, family: str, 
     version = version or (max(artifact_versions(model_dir), default=0) + 1)
     final = model_dir / f"v{version}"
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".v{version}-"))
+    os.chmod(staging, _usual_mode(is_dir=True))
     try:
         (staging / "config.yaml").write_text(yaml.safe_dump({"name": name, "family": family, "config": config},
                                                             sort_keys=False))

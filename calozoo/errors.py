@@ -9,6 +9,8 @@ __all__ = [
     "UnknownDatasetError",
     "DownloadError",
     "MissingDependencyError",
+    "EnergyRangeError",
+    "OutputExistsError",
 ]
 
 
@@ -51,3 +53,11 @@ class DownloadError(CalozooError, OSError):
 
 class MissingDependencyError(CalozooError, ImportError):
     """An optional package that a feature needs is not installed; the message names the pip command."""
+
+
+class EnergyRangeError(CalozooError, ValueError):
+    """Incident energies outside the dataset's simulated range (most often GeV given where MeV is expected)."""
+
+
+class OutputExistsError(CalozooError, FileExistsError):
+    """An output file or directory exists already and `--overwrite` was not given."""

@@ -21,7 +21,8 @@ from calozoo.artifacts import artifact_versions, load_weights, read_artifact_con
 from calozoo.errors import MissingWeightsError, UnknownModelError
 
 __all__ = ["Family", "ModelEntry", "REGISTRY", "register_family", "list_models", "get_entry", "create", "load",
-           "find_artifact", "config_dir", "artifact_roots"]
+           "find_artifact", "config_dir", "artifact_roots", "user_home", "artifact_versions_of", "ArtifactVersion",
+           "split_origin", "resolve_artifact"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,26 +47,70 @@ class ModelEntry:
     source: Path
 
 
+SHIPPED, USER, PATH = "shipped", "user", "path"
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
 def _repository_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+    """The folder that holds the shipped `zoo_configs/` and `artifacts/`: the checkout's top level, or in an installed
+    wheel the package itself (where they are `calozoo/_zoo_configs` and `calozoo/_artifacts`)."""
+    package = _package_dir()
+    return package if (package / "_zoo_configs").is_dir() else package.parent
+
+
+def _shipped(kind: str) -> Path:
+    root = _repository_root()
+    return root / (f"_{kind}" if root == _package_dir() else kind)
 
 
 def config_dir() -> Path:
-    """Where the YAML configs are: $CALOZOO_HOME/zoo_configs, else the repository's zoo_configs/."""
-    home = os.environ.get("CALOZOO_HOME")
-    return Path(home) / "zoo_configs" if home else _repository_root() / "zoo_configs"
+    """Where the YAML configs are: $CALOZOO_CONFIGS, else the shipped zoo_configs/ (checkout or wheel)."""
+    return Path(os.environ["CALOZOO_CONFIGS"]) if os.environ.get("CALOZOO_CONFIGS") else _shipped("zoo_configs")
 
 
-def artifact_roots() -> list[Path]:
-    """Where artifacts are looked for, in order: $CALOZOO_ARTIFACTS, $CALOZOO_HOME/artifacts, the repository's
-    artifacts/, ~/.cache/calozoo/artifacts."""
-    roots = []
-    if os.environ.get("CALOZOO_ARTIFACTS"):
-        roots.append(Path(os.environ["CALOZOO_ARTIFACTS"]))
+def user_home() -> Path:
+    """The user store: $CALOZOO_HOME, else $XDG_DATA_HOME/calozoo, else ~/.local/share/calozoo."""
     if os.environ.get("CALOZOO_HOME"):
-        roots.append(Path(os.environ["CALOZOO_HOME"]) / "artifacts")
-    roots += [_repository_root() / "artifacts", Path.home() / ".cache" / "calozoo" / "artifacts"]
-    return roots
+        return Path(os.environ["CALOZOO_HOME"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home).expanduser() / "calozoo"
+
+
+def artifact_roots() -> dict[str, Path]:
+    """Where artifacts are, by origin: 'shipped' (the package's artifacts/, read-only) and 'user' (what
+    `calozoo train` writes: $CALOZOO_ARTIFACTS, else <user store>/artifacts)."""
+    user = Path(os.environ["CALOZOO_ARTIFACTS"]) if os.environ.get("CALOZOO_ARTIFACTS") else user_home() / "artifacts"
+    return {SHIPPED: _shipped("artifacts"), USER: user}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactVersion:
+    """One stored version of a model: its number, where it comes from ('shipped' or 'user') and its directory."""
+
+    name: str
+    version: int
+    origin: str
+    path: Path
+
+
+def artifact_versions_of(name: str) -> list[ArtifactVersion]:
+    """Every stored version of `name`, shipped and user, ordered by version (shipped first on a tie)."""
+    found = [ArtifactVersion(name, v, origin, root / name / f"v{v}")
+             for origin, root in artifact_roots().items() for v in artifact_versions(root / name)]
+    return sorted(found, key=lambda a: (a.version, a.origin != SHIPPED))
+
+
+def split_origin(name: str) -> tuple[str, str | None]:
+    """'NAME@user' -> ('NAME', 'user'); 'NAME@shipped' -> ('NAME', 'shipped'); 'NAME' -> ('NAME', None)."""
+    base, sep, origin = name.partition("@")
+    if not sep:
+        return name, None
+    if origin not in (SHIPPED, USER):
+        raise UnknownModelError(f"'{name}': after '@' write 'user' or 'shipped' (e.g. {base}@user); got '{origin}'.")
+    return base, origin
 
 
 def _natural_key(name: str):
@@ -76,17 +121,25 @@ class Registry:
     """All families and model names; the names are read from the YAML files once, on first use."""
 
     def __init__(self):
-        self.families: dict[str, Family] = {}
+        self._families: dict[str, Family] = {}
         self._entries: dict[str, ModelEntry] | None = None
 
+    @property
+    def families(self) -> dict[str, Family]:
+        """The registered families (calozoo.models, imported here on first use, registers the built-in ones)."""
+        import calozoo.models  # noqa: F401
+
+        return self._families
+
     def register_family(self, family: Family) -> None:
-        if family.name in self.families:
+        if family.name in self._families:
             raise ValueError(f"Family '{family.name}' is registered twice.")
-        self.families[family.name] = family
+        self._families[family.name] = family
 
     @property
     def entries(self) -> dict[str, ModelEntry]:
         if self._entries is None:
+
             self._entries = self._read_configs(config_dir())
         return self._entries
 
@@ -138,30 +191,72 @@ def create(name: str, pretrained: bool = False, **overrides):
     return REGISTRY.families[entry.family].build({**entry.config, **overrides})
 
 
-def find_artifact(name: str, version: int | None = None) -> Path:
-    """The directory of an artifact of `name` (the newest version unless `version` is given)."""
-    get_entry(name)
-    looked = []
-    for root in artifact_roots():
-        versions = artifact_versions(root / name)
-        looked.append(str(root / name))
-        if version is None and versions:
-            return root / name / f"v{versions[-1]}"
-        if version is not None and version in versions:
-            return root / name / f"v{version}"
+def _missing(name: str, version: int | None, origin: str | None) -> MissingWeightsError:
     wanted = f"version {version} of " if version is not None else ""
-    raise MissingWeightsError(
-        f"No trained weights for {wanted}'{name}'; looked in: {', '.join(looked)}. Train them with "
-        f"`calozoo train {name} --data FILE`, or use `zoo.create('{name}')` for a randomly initialised model."
-    )
+    where = ", ".join(f"{o}: {root / name}" for o, root in artifact_roots().items() if origin in (None, o))
+    return MissingWeightsError(
+        f"No trained weights for {wanted}'{name}'{f' in the {origin} store' if origin else ''}; looked in {where}. "
+        f"Train them with `calozoo train {name} --data FILE`, or use `zoo.create('{name}')` for a randomly "
+        f"initialised model.")
 
 
-def load(name: str, version: int | None = None, dtype: str | None = None):
+def resolve_artifact(name: str, version: int | None = None) -> ArtifactVersion:
+    """Which stored version `name` means. The rule (a user version never silently hides a shipped one):
+
+    - `NAME`: the newest *shipped* version; only a model with nothing shipped falls back to the newest user version.
+    - `NAME@user` / `NAME@shipped`: the newest version of that store.
+    - `version=N`: version N, shipped if that store has one; the stores number their versions independently, so
+      `NAME@user` with `version=N` names the user one.
+    """
+    base, origin = split_origin(name)
+    get_entry(base)
+    candidates = [a for a in artifact_versions_of(base) if origin in (None, a.origin)]
+    if version is not None:
+        candidates = [a for a in candidates if a.version == version]
+        candidates.sort(key=lambda a: a.origin != SHIPPED)
+        if candidates:
+            return candidates[0]
+        raise _missing(base, version, origin)
+    shipped = [a for a in candidates if a.origin == SHIPPED]
+    chosen = (shipped or candidates)[-1:] if origin is None else candidates[-1:]
+    if not chosen:
+        raise _missing(base, None, origin)
+    return chosen[0]
+
+
+def find_artifact(name: str, version: int | None = None) -> Path:
+    """The directory of an artifact of `name` (see `resolve_artifact` for which version that is)."""
+    return resolve_artifact(name, version).path
+
+
+def _is_artifact_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.yaml").is_file() and (path / "weights.npz").is_file()
+
+
+def _as_path(name) -> Path | None:
+    """The artifact directory `name` points to, None for a registered name; a path without an artifact raises."""
+    if isinstance(name, os.PathLike) or "/" in str(name) or os.sep in str(name) or _is_artifact_dir(Path(str(name))):
+        path = Path(name).expanduser()
+        if not _is_artifact_dir(path):
+            raise MissingWeightsError(f"{path}: not an artifact directory (it needs config.yaml and weights.npz).")
+        return path
+    return None
+
+
+def load(name, version: int | None = None, dtype: str | None = None):
     """A ready generator: the artifact's configuration (which may be a compact one) with its trained weights.
 
+    `name` is a registered name (the newest shipped version; `NAME@user` for the newest of your own trainings,
+    see `resolve_artifact`) or the path of an artifact directory (`zoo.load("runs/out/NAME/v3")`).
     `dtype` ('float32' or 'float64') changes the compute precision (the weights are cast).
+    The model's `artifact_dir` and `artifact_origin` ('shipped', 'user' or 'path') say what was loaded.
     """
-    directory = find_artifact(name, version)
+    path = _as_path(name)
+    if path is None:
+        found = resolve_artifact(str(name), version)
+        directory, origin = found.path, found.origin
+    else:
+        directory, origin = path.resolve(), PATH
     stored = read_artifact_config(directory)
     config = dict(stored["config"])
     if dtype is not None:
@@ -169,4 +264,5 @@ def load(name: str, version: int | None = None, dtype: str | None = None):
     model = REGISTRY.families[stored["family"]].build(config)
     load_weights(model, directory / "weights.npz")
     model.artifact_dir = directory
+    model.artifact_origin = origin
     return model

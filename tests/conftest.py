@@ -23,7 +23,7 @@ def _seed_everything():
 @pytest.fixture
 def tiny_artifact(tmp_path, monkeypatch):
     """A tiny CaloFlow DS1 photon student saved as the only artifact of `caloflow-ds1-photon-student`, in a temporary
-    root that CALOZOO_ARTIFACTS points to (the artifacts shipped in the repository are ignored)."""
+    root that stands in for the shipped artifacts (those of the repository are ignored)."""
     from calozoo import registry
     from calozoo.artifacts import write_artifact
     from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
@@ -33,5 +33,5 @@ def tiny_artifact(tmp_path, monkeypatch):
     write_artifact(CaloFlow(config), root, "caloflow-ds1-photon-student", "caloflow", config.to_dict(), metadata={},
                    card="tiny test model")
     monkeypatch.setenv("CALOZOO_ARTIFACTS", str(root))
-    monkeypatch.setattr(registry, "artifact_roots", lambda: [root])
+    monkeypatch.setattr(registry, "artifact_roots", lambda: {"shipped": root, "user": tmp_path / "user"})
     return root

@@ -58,8 +58,10 @@ def test_train_writes_an_artifact_with_a_model_card(workspace):
     assert metadata["config_changes"]["hidden"] == 8 and metadata["num_params"] > 0
     card = (directory / "MODEL_CARD.md").read_text()
     assert "SYNTHETIC" in card and "calozoo train caloflow-ds1-photon-student" in card
-    listed = {line.split()[0]: line.split()[1] for line in run("list", "caloflow-ds1-photon-*").output.splitlines()}
-    assert listed["caloflow-ds1-photon-student"] == "v1"
+    assert "Libraries: calozoo 0.1.0, tensorflow 2." in card
+    assert "--teacher caloflow-ds1-photon-teacher@user" in card  # distilled from the teacher trained just before
+    listed = {line.split()[0]: line for line in run("list", "caloflow-ds1-photon-*").output.splitlines()}
+    assert "user v1" in listed["caloflow-ds1-photon-student"]
 
 
 def test_resume_continues_from_the_last_epoch(workspace):
@@ -78,7 +80,7 @@ def test_train_set_changes_the_recipe_and_the_card_says_how(workspace, tmp_path)
     metadata = json.loads((directory / "metadata.json").read_text())
     assert metadata["training_overrides"] == {"teacher.batch_size": 64}
     assert metadata["training"]["teacher"]["steps"] == -(-metadata["training_data"]["n_train"] * 7 // 10 // 64)
-    assert "--train-set 'teacher.batch_size=64'" in (directory / "MODEL_CARD.md").read_text()
+    assert "--train-set teacher.batch_size=64" in (directory / "MODEL_CARD.md").read_text()
 
 
 def test_train_set_with_an_unknown_part_is_one_error_line(workspace, tmp_path):
@@ -100,18 +102,18 @@ def test_train_with_a_mirrored_strategy(workspace, tmp_path):
 def test_generate_streams_showers_and_is_reproducible(workspace, tmp_path):
     root, data = workspace
     first, second = tmp_path / "a.h5", tmp_path / "b.h5"
-    run("generate", "caloflow-ds1-photon-student", "-n", 50, "--batch-size", 20, "--seed", 4, "-o", first)
-    run("generate", "caloflow-ds1-photon-student", "-n", 50, "--batch-size", 20, "--seed", 4, "-o", second)
+    run("generate", "caloflow-ds1-photon-student@user", "-n", 50, "--batch-size", 20, "--seed", 4, "-o", first)
+    run("generate", "caloflow-ds1-photon-student@user", "-n", 50, "--batch-size", 20, "--seed", 4, "-o", second)
     with h5py.File(first) as a, h5py.File(second) as b:
         assert a["showers"].shape == (50, 368)
         np.testing.assert_array_equal(a["showers"][()], b["showers"][()])
-    run("generate", "caloflow-ds1-photon-student", "--energies-from", data, "-o", tmp_path / "c.h5")
+    run("generate", "caloflow-ds1-photon-student@user", "--energies-from", data, "-o", tmp_path / "c.h5")
     with h5py.File(tmp_path / "c.h5") as c, h5py.File(data) as d:
         np.testing.assert_array_equal(c["incident_energies"][()], d["incident_energies"][()])
 
 
 def test_time_reports_ms_per_shower(workspace):
-    result = run("time", "caloflow-ds1-photon-student", "--batch-sizes", "1,4", "--repeats", 2, "--warmup", 1, "--json")
+    result = run("time", "caloflow-ds1-photon-student@user", "--batch-sizes", "1,4", "--repeats", 2, "--warmup", 1, "--json")
     report = json.loads(result.output)
     assert [r["batch_size"] for r in report["results"]] == [1, 4]
     assert all(r["mean_ms_per_shower"] > 0 for r in report["results"])
@@ -160,7 +162,7 @@ def test_bad_training_data_gives_one_line_and_no_artifact(workspace, tmp_path, k
 def test_bad_energies_file_gives_one_line_and_no_output(workspace, tmp_path, kind):
     bad = _bad_file(tmp_path / "bad.h5", kind)
     output = tmp_path / "out.h5"
-    result = run("generate", "caloflow-ds1-photon-student", "--energies-from", bad, "-o", output, ok=False)
+    result = run("generate", "caloflow-ds1-photon-student@user", "--energies-from", bad, "-o", output, ok=False)
     assert result.exit_code != 0 and "Error" in result.output
     assert not output.exists() and not list(tmp_path.glob(".out.h5*"))
 
@@ -168,8 +170,33 @@ def test_bad_energies_file_gives_one_line_and_no_output(workspace, tmp_path, kin
 def test_unknown_model_and_bad_arguments(workspace, tmp_path):
     assert_one_line_error(run("generate", "caloflow-ds1-photon-studnet", "-n", 3, "-o", tmp_path / "x.h5", ok=False),
                           "Did you mean 'caloflow-ds1-photon-student'")
-    assert_one_line_error(run("generate", "caloflow-ds1-photon-student", "-n", 0, "-o", tmp_path / "x.h5", ok=False),
+    assert_one_line_error(run("generate", "caloflow-ds1-photon-student@user", "-n", 0, "-o", tmp_path / "x.h5", ok=False),
                           "must be >= 1")
     assert_one_line_error(run("time", "caloflow-ds1-photon-student", "--batch-sizes", "1,x", ok=False),
                           "comma-separated")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_train_writes_to_the_user_store_and_info_says_so(workspace, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from calozoo.registry import artifact_roots
+
+    _, data = workspace
+    monkeypatch.delenv("CALOZOO_ARTIFACTS")
+    monkeypatch.setenv("CALOZOO_HOME", str(tmp_path / "home"))
+    shipped = artifact_roots()["shipped"] / "caloflow-ds1-photon-teacher"
+    before = sorted(p.name for p in shipped.iterdir())
+    old = os.umask(0o022)
+    try:
+        run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--workdir", tmp_path / "run",
+            "--no-metrics")
+    finally:
+        os.umask(old)
+    directory = tmp_path / "home" / "artifacts" / "caloflow-ds1-photon-teacher" / "v1"
+    assert (directory / "weights.npz").is_file() and sorted(p.name for p in shipped.iterdir()) == before
+    assert stat.S_IMODE((directory / "weights.npz").stat().st_mode) == 0o644
+    info = run("info", "caloflow-ds1-photon-teacher").output
+    assert f"v1 (user): {directory}" in info and "(shipped):" in info
+    assert "<- loaded by" in info.split("(shipped):", 1)[1].splitlines()[0]

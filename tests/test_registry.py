@@ -39,9 +39,97 @@ def test_an_artifact_loads_back_with_identical_weights(monkeypatch, tmp_path):
     directory = write_artifact(model, tmp_path, "caloflow-ds1-photon-student", "caloflow", config,
                                {"num_params": model.num_params}, "# card", float_dtype="float32")
     assert directory == tmp_path / "caloflow-ds1-photon-student" / "v1"
-    loaded = zoo.load("caloflow-ds1-photon-student")
+    loaded = zoo.load("caloflow-ds1-photon-student@user")
+    assert loaded.artifact_origin == "user" and loaded.artifact_dir == directory
     mine, theirs = variables_by_path(model), variables_by_path(loaded)
     assert mine.keys() == theirs.keys()
     for key in mine:
         np.testing.assert_allclose(theirs[key].numpy(), np.float32(mine[key].numpy()), err_msg=key)
     np.testing.assert_array_equal(loaded.generate([65536.0] * 3, seed=2), loaded.generate([65536.0] * 3, seed=2))
+
+
+# --- the user store (issue 17, part 2) --------------------------------------------------------------------------
+
+
+def _tiny_version(root, name="caloflow-ds1-photon-student"):
+    model = zoo.create(name, **TINY)
+    config = {**zoo.get_entry(name).config, **TINY}
+    return write_artifact(model, root, name, "caloflow", config, {"num_params": model.num_params}, "# card")
+
+
+def test_the_user_store_is_calozoo_home_else_the_xdg_data_directory(monkeypatch, tmp_path):
+    from calozoo.registry import artifact_roots, user_home
+
+    monkeypatch.delenv("CALOZOO_ARTIFACTS", raising=False)
+    monkeypatch.setenv("CALOZOO_HOME", str(tmp_path / "home"))
+    assert artifact_roots()["user"] == tmp_path / "home" / "artifacts"
+    monkeypatch.delenv("CALOZOO_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert user_home() == tmp_path / "xdg" / "calozoo"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    assert user_home() == tmp_path / "me" / ".local" / "share" / "calozoo"
+    assert not artifact_roots()["shipped"].is_relative_to(user_home())
+
+
+def test_a_user_version_never_hides_the_shipped_one(monkeypatch, tmp_path):
+    from calozoo.registry import artifact_versions_of, resolve_artifact
+
+    monkeypatch.setenv("CALOZOO_HOME", str(tmp_path))
+    monkeypatch.delenv("CALOZOO_ARTIFACTS", raising=False)
+    name = "caloflow-ds1-photon-student"
+    first, second = _tiny_version(tmp_path / "artifacts"), _tiny_version(tmp_path / "artifacts")
+    assert (first.name, second.name) == ("v1", "v2")
+    shipped = resolve_artifact(name)
+    assert shipped.origin == "shipped" and not shipped.path.is_relative_to(tmp_path)
+    assert resolve_artifact(f"{name}@user").path == second
+    assert resolve_artifact(f"{name}@user", version=1).path == first
+    assert resolve_artifact(name, version=1).origin == "shipped"  # both stores have a v1: the shipped one
+    assert resolve_artifact(name, version=2).path == second       # only the user store has a v2
+    assert {(a.origin, a.version) for a in artifact_versions_of(name)} >= {("shipped", 1), ("user", 1), ("user", 2)}
+    with pytest.raises(UnknownModelError, match="after '@' write 'user' or 'shipped'"):
+        resolve_artifact(f"{name}@mine")
+
+
+def test_a_model_with_nothing_shipped_loads_the_user_version(monkeypatch, tmp_path):
+    from calozoo import registry
+
+    root = tmp_path / "user"
+    monkeypatch.setattr(registry, "artifact_roots", lambda: {"shipped": tmp_path / "none", "user": root})
+    directory = _tiny_version(root)
+    model = zoo.load("caloflow-ds1-photon-student")
+    assert model.artifact_origin == "user" and model.artifact_dir == directory
+
+
+def test_load_takes_an_artifact_directory(tmp_path):
+    directory = _tiny_version(tmp_path)
+    model = zoo.load(directory)
+    assert model.artifact_origin == "path" and model.artifact_dir == directory.resolve()
+    assert zoo.load(str(directory)).config.hidden == 8
+    with pytest.raises(MissingWeightsError, match="not an artifact directory"):
+        zoo.load(tmp_path / "nothing-here")
+
+
+def test_artifact_files_are_group_readable(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        directory = _tiny_version(tmp_path)
+    finally:
+        os.umask(old)
+    for path in [directory, *directory.iterdir()]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & stat.S_IRGRP and mode & stat.S_IROTH, (path, oct(mode))
+
+
+def test_import_calozoo_is_cheap_and_the_api_is_still_there():
+    import subprocess
+    import sys
+
+    code = ("import sys, calozoo; assert 'tensorflow' not in sys.modules, 'TF imported'; "
+            "assert callable(calozoo.load) and 'tensorflow' in sys.modules; print(calozoo.list_models('l2l*'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "l2lflow-ds2-electron" in result.stdout

@@ -6,7 +6,7 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
-from calozoo_tools._errors import reports_errors
+from calozoo_tools._errors import overwrite_option, refuse_existing, reports_errors
 
 _VALUES_PER_BLOCK = 10_000_000  # voxel values read at a time by `split` (40 MB of float32)
 
@@ -99,12 +99,14 @@ def _voxel_count(file):
 @click.option("--train", "train", required=True, type=click.Path(dir_okay=False), help="Output: training showers.")
 @click.option("--validation", "validation", required=True, type=click.Path(dir_okay=False),
               help="Output: validation showers.")
+@overwrite_option
 @reports_errors
-def split_command(file, validation_fraction, seed, train, validation):
+def split_command(file, validation_fraction, seed, train, validation, overwrite):
     """Split FILE into disjoint, seeded train and validation files (both written atomically, or neither)."""
     from calozoo.data.files import ShowerWriter, read_incident_energies, train_validation_split
 
     _check_outputs(file, train, validation)
+    refuse_existing(train, validation, overwrite=overwrite)
     n = len(read_incident_energies(file))
     train_rows, validation_rows = train_validation_split(n, validation_fraction, seed)
     if len(train_rows) == 0 or len(validation_rows) == 0:

@@ -2,7 +2,7 @@
 
 import click
 
-from calozoo_tools._errors import reports_errors
+from calozoo_tools._errors import allow_energy_range_option, reports_errors
 
 
 @click.command("evaluate")
@@ -23,8 +23,10 @@ from calozoo_tools._errors import reports_errors
 @click.option("--seed", default=0, show_default=True, help="Seed of every random choice (splits, networks, folds).")
 @click.option("--equalize", is_flag=True,
               help="If the files hold different numbers of showers, use the first min(N) of each for the classifiers.")
+@allow_energy_range_option
 @reports_errors
-def evaluate_command(generated, reference, dataset, modes, output_dir, repeats, fast, seed, equalize):
+def evaluate_command(generated, reference, dataset, modes, output_dir, repeats, fast, seed, equalize,
+                     allow_energy_range):
     """Evaluate GENERATED showers against REFERENCE (GEANT4) showers; prints a short table."""
     from calozoo.evaluation import evaluate
     from calozoo.evaluation.evaluate import summary_rows
@@ -32,7 +34,7 @@ def evaluate_command(generated, reference, dataset, modes, output_dir, repeats, 
     if repeats < 1:
         raise click.BadParameter(f"must be >= 1; got {repeats}.", param_hint="--repeats")
     results = evaluate(generated, reference, dataset, modes=modes, output_dir=output_dir, repeats=repeats,
-                       fast=fast, seed=seed, equalize=equalize)
+                       fast=fast, seed=seed, equalize=equalize, allow_energy_range=allow_energy_range)
     rows = summary_rows(results)
     width = max((len(name) for name, _ in rows), default=10)
     for name, value in rows:

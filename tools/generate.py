@@ -8,20 +8,37 @@ import click
 import numpy as np
 from tqdm.auto import tqdm
 
-from calozoo_tools._errors import reports_errors
+from calozoo_tools._errors import allow_energy_range_option, overwrite_option, refuse_existing, reports_errors
 
 
-def _energies(model, n, energies_from, seed):
+def _energies(model, n, energies_from, seed, allow_energy_range=False):
     from calozoo.data.files import read_incident_energies
+    from calozoo.data.geometry import check_incident_energy_range
     from calozoo.data.incident_energies import sample_incident_energies
 
     if (n is None) == (energies_from is None):
         raise click.UsageError("Give exactly one of -n N or --energies-from FILE.")
     if energies_from is not None:
-        return read_incident_energies(energies_from)
+        energies = read_incident_energies(energies_from)
+        if not allow_energy_range:
+            check_incident_energy_range(energies, model.dataset, f"{energies_from}: incident_energies")
+        return energies
     if n < 1:
         raise click.BadParameter(f"must be >= 1; got {n}.", param_hint="-n")
     return sample_incident_energies(model.dataset, n, seed)
+
+
+def describe_loaded(model, name) -> str:
+    """'model: NAME v2 (shipped, PATH)', plus a hint when the user store holds a version that was not picked."""
+    from calozoo.registry import USER, artifact_versions_of, split_origin
+
+    directory, origin = model.artifact_dir, model.artifact_origin
+    text = f"model: {directory.parent.name} {directory.name} ({origin}, {directory})"
+    if origin != USER and origin != "path":
+        mine = [a for a in artifact_versions_of(split_origin(str(name))[0]) if a.origin == USER]
+        if mine:
+            text += f"; your own training v{mine[-1].version} is used with {split_origin(str(name))[0]}@user"
+    return text
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -69,18 +86,28 @@ def shard_seed(seed: int, batch: int, index: int = 0, count: int = 1):
 @click.option("--float64", "use_float64", is_flag=True, help="Compute in float64 (default float32, faster).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Write only shard I of N (from 0): rows [I*total/N, (I+1)*total/N) with independent seeds.")
+@overwrite_option
+@allow_energy_range_option
 @reports_errors
-def generate_command(name, n, energies_from, output, batch_size, seed, version, use_float64, shard):
-    """Generate showers with model NAME and write them to OUTPUT in the CaloChallenge format."""
-    import calozoo as zoo
-    from calozoo.data.files import ShowerWriter
-    import tensorflow as tf
+def generate_command(name, n, energies_from, output, batch_size, seed, version, use_float64, shard, overwrite,
+                     allow_energy_range):
+    """Generate showers with model NAME and write them to OUTPUT in the CaloChallenge format.
 
+    NAME is a registered model (its newest shipped version), NAME@user (your newest `calozoo train` of it) or the
+    path of an artifact directory. Incident energies are MeV.
+    """
     if batch_size < 1:
         raise click.BadParameter(f"must be >= 1; got {batch_size}.", param_hint="--batch-size")
     shard_index, shard_count = parse_shard(shard)
+    refuse_existing(output, overwrite=overwrite)
+    import tensorflow as tf
+
+    import calozoo as zoo
+    from calozoo.data.files import ShowerWriter
+
     model = zoo.load(name, version=version, dtype="float64" if use_float64 else "float32")
-    all_energies = _energies(model, n, energies_from, seed)
+    click.echo(describe_loaded(model, name), err=True)
+    all_energies = _energies(model, n, energies_from, seed, allow_energy_range)
     rows = shard_rows(len(all_energies), shard_index, shard_count)
     energies = all_energies[rows]
     sample = model.sampler()

@@ -3,7 +3,7 @@
 
 import click
 
-from calozoo_tools._errors import reports_errors
+from calozoo_tools._errors import overwrite_option, refuse_existing, reports_errors
 
 
 @click.command("synthesize")
@@ -12,9 +12,11 @@ from calozoo_tools._errors import reports_errors
 @click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Number of showers.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output HDF5 file.")
 @click.option("--seed", default=0, show_default=True, help="The same seed gives the same file.")
+@overwrite_option
 @reports_errors
-def synthesize_command(dataset, n, output, seed):
+def synthesize_command(dataset, n, output, seed, overwrite):
     """Write N synthetic showers of DATASET's geometry (labelled synthetic in the file's attributes)."""
+    refuse_existing(output, overwrite=overwrite)
     from tqdm.auto import tqdm
 
     from calozoo.data.files import ShowerWriter

@@ -3,7 +3,7 @@
 import click
 import yaml
 
-from calozoo_tools._errors import reports_errors
+from calozoo_tools._errors import allow_energy_range_option, reports_errors
 
 
 def _overrides(settings, option="--set"):
@@ -25,8 +25,11 @@ def _overrides(settings, option="--set"):
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint in --workdir.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Checkpoints (default runs/NAME).")
 @click.option("--output", "output_root", type=click.Path(file_okay=False), default=None,
-              help="Artifact root (default $CALOZOO_ARTIFACTS or the repository's artifacts/).")
-@click.option("--teacher", default=None, help="For a student: the trained teacher's name (default: the config's).")
+              help="Artifact root (default: the user store, $CALOZOO_HOME/artifacts, ~/.local/share/calozoo/artifacts "
+                   "unless set; never the shipped artifacts).")
+@click.option("--teacher", default=None,
+              help="For a student: the teacher (NAME, NAME@user or an artifact path; default: the config's teacher, "
+                   "your own training of it if the user store has one, else the shipped one).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Change a config entry (compact models).")
 @click.option("--train-set", "training", multiple=True, metavar="PART.KEY=VALUE",
               help="Change the training recipe: layer_flow.epochs=6, 'layer_flow.schedule={name: onecycle, max_lr: 2e-3}'.")
@@ -35,10 +38,12 @@ def _overrides(settings, option="--set"):
 @click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute: one device, all local devices, or the workers of TF_CONFIG.")
+@allow_energy_range_option
 @reports_errors
 def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, training, heldout_fraction, seed,
-                  no_metrics, strategy):
-    """Train model NAME on the showers in DATA; checkpoints every epoch, and writes artifacts/NAME/vN."""
+                  no_metrics, strategy, allow_energy_range):
+    """Train model NAME on the showers in DATA (MeV); checkpoints every epoch, and writes NAME/vN to the user
+    store (see `calozoo info NAME`; load it with NAME@user)."""
     from calozoo.training.recipe import train_to_artifact
 
     if epochs is not None and epochs < 1:
@@ -46,5 +51,6 @@ def train_command(name, data, epochs, resume, workdir, output_root, teacher, set
     directory = train_to_artifact(name, data, overrides=_overrides(settings), epochs=epochs, workdir=workdir,
                                   output_root=output_root, teacher=teacher, resume=resume,
                                   heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,
-                                  strategy=strategy, training_overrides=_overrides(training, "--train-set"))
+                                  strategy=strategy, training_overrides=_overrides(training, "--train-set"),
+                                  allow_energy_range=allow_energy_range)
     click.echo(f"wrote {directory}")

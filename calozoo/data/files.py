@@ -8,6 +8,7 @@ never leaves a half-written file under the target name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -152,12 +153,17 @@ class ShowerWriter:
         directory = self.path.resolve().parent
         if not directory.is_dir():
             raise ShowerFileError(f"{self.path}: the directory {directory} does not exist.")
-        fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; a finished file gets the usual permissions
-        self._handle = h5py.File(self._tmp, "w")
+        with self._errors_name_the_output("cannot create it"):
+            fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; a finished file gets the usual permissions
+            self._handle = h5py.File(self._tmp, "w")
+            self._create_datasets()
+        return self
+
+    def _create_datasets(self) -> None:
         chunk = min(self.chunk_rows, max(1, 4_000_000 // max(1, self.n_voxels)))
         self._energies = self._handle.create_dataset(ENERGY_KEY, (0, 1), maxshape=(None, 1), dtype="f8",
                                                      chunks=(max(chunk, 1024), 1), compression="gzip")
@@ -165,7 +171,15 @@ class ShowerWriter:
                                                     dtype="f4", chunks=(chunk, self.n_voxels), compression="gzip")
         for key, value in self.attrs.items():
             self._handle.attrs[key] = value
-        return self
+
+    @contextlib.contextmanager
+    def _errors_name_the_output(self, what: str):
+        """OSErrors (disk full, permissions) as one ShowerFileError that names the output, not the temporary file."""
+        try:
+            yield
+        except OSError as error:
+            reason = error.strerror or str(error).replace(str(self._tmp), str(self.path))
+            raise ShowerFileError(f"{self.path}: {what}: {reason}.") from None
 
     def append(self, energies, showers) -> None:
         """Adds rows; energies (n,) or (n, 1) MeV and showers (n, n_voxels) MeV."""
@@ -174,18 +188,25 @@ class ShowerWriter:
         if len(energies) != len(showers):
             raise ShowerFileError(f"append: {len(energies)} incident energies but {len(showers)} showers.")
         n = self.rows + len(energies)
-        self._energies.resize(n, axis=0)
-        self._showers.resize(n, axis=0)
-        self._energies[self.rows : n] = energies
-        self._showers[self.rows : n] = showers
+        with self._errors_name_the_output("writing failed"):
+            self._energies.resize(n, axis=0)
+            self._showers.resize(n, axis=0)
+            self._energies[self.rows : n] = energies
+            self._showers[self.rows : n] = showers
+            self._handle.flush()
         self.rows = n
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._handle.close()
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            os.unlink(self._tmp)
+        """Renames the finished file onto the output; on any exception (Ctrl-C and, under the `calozoo` command,
+        SIGTERM included) removes the temporary file instead."""
+        try:
+            with self._errors_name_the_output("writing failed"):
+                self._handle.close()
+                if exc_type is None:
+                    os.replace(self._tmp, self.path)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
 
 
 def write_showers(path, energies, showers, attrs: dict | None = None) -> None:

@@ -16,7 +16,7 @@ from importlib import resources
 import numpy as np
 
 __all__ = ["Layer", "CartesianLayer", "Geometry", "DATASET_NAMES", "CALOGAN_DATASETS", "load_geometry",
-           "geometry_for_voxels"]
+           "geometry_for_voxels", "INCIDENT_ENERGY_RANGES_MEV", "check_incident_energy_range"]
 
 CALOGAN_DATASETS = ("calogan-eplus", "calogan-gamma", "calogan-piplus")
 DATASET_NAMES = ("1-photons", "1-pions", "2", "3") + CALOGAN_DATASETS
@@ -32,6 +32,53 @@ _XML_FILES = {
 # CaloGAN: the 0.01 MeV threshold that CaloFlow applies when it saves showers (CALOGAN.md section 2).
 _EVALUATION_THRESHOLDS_MEV = {"1-photons": 1.0, "1-pions": 1.0, "2": 0.5e-3 / 0.033, "3": 0.5e-3 / 0.033,
                               **{name: 0.01 for name in CALOGAN_DATASETS}}
+
+
+# Incident energies (MeV) each dataset was simulated with: DS1 2^8 .. 2^22 MeV (256 MeV .. 4.2 TeV), DS2 / DS3
+# log-uniform 1 GeV .. 1 TeV, CaloGAN uniform 1 .. 100 GeV.
+INCIDENT_ENERGY_RANGES_MEV = {"1-photons": (2.0**8, 2.0**22), "1-pions": (2.0**8, 2.0**22), "2": (1e3, 1e6),
+                              "3": (1e3, 1e6), **{name: (1e3, 1e5) for name in CALOGAN_DATASETS}}
+_RANGE_TOLERANCE = 1e-3  # relative: float32 round-off at the range's ends is inside
+
+
+def _energy_text(mev: float) -> str:
+    for unit, scale in (("TeV", 1e6), ("GeV", 1e3), ("MeV", 1.0)):
+        if mev >= scale:
+            return f"{mev / scale:.4g} {unit}"
+    return f"{mev:.4g} MeV"
+
+
+def _unit_guess(low: float, high: float, dataset: str) -> str:
+    """What values outside the range look like: GeV (x 1000 fits), keV (/ 1000 fits), or nothing known."""
+    lo, hi = INCIDENT_ENERGY_RANGES_MEV[dataset]
+    for unit, factor in (("GeV", 1e3), ("TeV", 1e6), ("keV", 1e-3)):
+        if lo * (1 - _RANGE_TOLERANCE) <= low * factor and high * factor <= hi * (1 + _RANGE_TOLERANCE):
+            return f"they look like {unit} (x {factor:g} would fit)"
+    return "they fit no unit of this dataset"
+
+
+def check_incident_energy_range(energies, dataset: str, where: str = "incident energies") -> None:
+    """Raises one clear ValueError (a CalozooError) if incident energies (MeV) leave `dataset`'s simulated range.
+
+    calozoo takes and returns MeV everywhere; values of 1-100 for DS2 are GeV by mistake, not 1-100 MeV showers.
+    """
+    from calozoo.errors import EnergyRangeError
+
+    if dataset not in INCIDENT_ENERGY_RANGES_MEV:
+        return
+    values = np.asarray(energies, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        return
+    lo, hi = INCIDENT_ENERGY_RANGES_MEV[dataset]
+    low, high = float(values.min()), float(values.max())
+    if lo * (1 - _RANGE_TOLERANCE) <= low and high <= hi * (1 + _RANGE_TOLERANCE):
+        return
+    outside = int(((values < lo * (1 - _RANGE_TOLERANCE)) | (values > hi * (1 + _RANGE_TOLERANCE))).sum())
+    raise EnergyRangeError(
+        f"{where}: {outside} of {values.size} lie outside dataset {dataset}'s range {_energy_text(lo)} to "
+        f"{_energy_text(hi)} (found {low:.4g} to {high:.4g} MeV); calozoo expects MeV and "
+        f"{_unit_guess(low, high, dataset)}."
+        f" Convert them, or pass --allow-energy-range to use them on purpose.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +228,11 @@ class Geometry:
     @property
     def layer_ids(self) -> tuple[int, ...]:
         return tuple(layer.id for layer in self.layers)
+
+    @property
+    def incident_energy_range_mev(self) -> tuple[float, float]:
+        """The (lowest, highest) incident energy the dataset was simulated with, MeV."""
+        return INCIDENT_ENERGY_RANGES_MEV[self.name]
 
     @property
     def evaluation_threshold_mev(self) -> float:

@@ -170,33 +170,35 @@ def nearest_neighbours(generated_showers, reference_showers, unseen_showers) -> 
 
 def plot_nearest_neighbours(generated_showers, reference_showers, neighbours, path, dataset: str = "calogan-eplus",
                             n_examples: int = 4) -> Path:
-    """Generated showers (rows) next to their nearest reference shower, the three CaloGAN layers each (log colour)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Generated showers (rows) next to their nearest reference shower, the three CaloGAN layers each (log colour
+    of the cell energy in MeV); PNG at 150 dpi and PDF, in the HEP style of calozoo.evaluation.plots."""
     from matplotlib.colors import LogNorm
+
+    from calozoo.evaluation.plots import _styled, save_figure
 
     geometry = load_geometry(dataset)
     n = min(n_examples, len(generated_showers))
-    figure, axes = plt.subplots(n, 2 * geometry.n_layers, figsize=(2.0 * 2 * geometry.n_layers, 1.8 * n),
-                                squeeze=False)
-    for row in range(n):
-        pair = (generated_showers[row], reference_showers[neighbours[row]])
-        for which, (shower, label) in enumerate(zip(pair, ("generated", "nearest reference"))):
-            for k, layer in enumerate(geometry.layers):
-                axis = axes[row, which * geometry.n_layers + k]
-                image = np.clip(np.asarray(shower[layer.voxel_slice], np.float64).reshape(layer.shape), 1e-2, None)
-                axis.imshow(image.T, origin="lower", aspect="auto", norm=LogNorm(vmin=1e-2, vmax=max(1.0, image.max())))
-                axis.set_xticks([])
-                axis.set_yticks([])
-                if row == 0:
-                    axis.set_title(f"{label}\nlayer {layer.id}", fontsize=7)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=70)
-    plt.close(figure)
-    return path
+    with _styled() as plt:
+        figure, axes = plt.subplots(n, 2 * geometry.n_layers, figsize=(2.4 * 2 * geometry.n_layers, 2.3 * n + 0.6),
+                                    squeeze=False)
+        for row in range(n):
+            pair = (generated_showers[row], reference_showers[neighbours[row]])
+            for which, (shower, label) in enumerate(zip(pair, ("Generated", "Nearest reference"))):
+                for k, layer in enumerate(geometry.layers):
+                    axis = axes[row, which * geometry.n_layers + k]
+                    image = np.clip(np.asarray(shower[layer.voxel_slice], np.float64).reshape(layer.shape), 1e-2, None)
+                    mesh = axis.imshow(image.T, origin="lower", aspect="auto",
+                                       norm=LogNorm(vmin=1e-2, vmax=max(1.0, image.max())))
+                    axis.set_xticks([])
+                    axis.set_yticks([])
+                    axis.minorticks_off()
+                    if row == 0:
+                        axis.set_title(f"{label}\nlayer {layer.id}", fontsize=10)
+            figure.colorbar(mesh, ax=axes[row, -1], fraction=0.08).set_label("MeV", fontsize=8)
+        figure.suptitle(f"{dataset}: generated showers and their nearest reference shower (cell energy [MeV])")
+        figure.subplots_adjust(left=0.02, right=0.95, bottom=0.02, top=1 - 1.2 / (2.3 * n + 0.6), wspace=0.1,
+                               hspace=0.15)
+        return save_figure(figure, Path(path))
 
 
 def test_nll(model, showers, energies, batch_size: int = 1000, seed: int = 0) -> float:

@@ -20,7 +20,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from calozoo.data.files import read_showers, validate_incident_energies, validate_showers
-from calozoo.data.geometry import DATASET_NAMES, Geometry, geometry_for_voxels, load_geometry
+from calozoo.data.geometry import (DATASET_NAMES, Geometry, check_incident_energy_range, geometry_for_voxels,
+                                   load_geometry)
 from calozoo.errors import CalozooError, ShowerFileError
 from calozoo.evaluation import classifiers, distances, plots, shape
 from calozoo.evaluation.features import (compute_features, high_level_vector, layer_energy_correlation,
@@ -76,6 +77,20 @@ def _load(sample, role: str) -> tuple[np.ndarray, np.ndarray, str]:
     if len(energies) != len(showers):
         raise ShowerFileError(f"{role}: {len(energies)} incident energies but {len(showers)} showers.")
     return energies, showers, f"<{role} array>"
+
+
+def reference_label(reference) -> str:
+    """How plots name the reference sample: 'GEANT4', or 'Reference (synthetic)' for a file labelled synthetic."""
+    if isinstance(reference, (str, os.PathLike)):
+        import h5py
+
+        try:
+            with h5py.File(reference, "r") as handle:
+                if bool(handle.attrs.get("synthetic", False)):
+                    return "Reference (synthetic)"
+        except OSError:
+            pass
+    return "GEANT4"
 
 
 def _check_voxels(showers: np.ndarray, geometry: Geometry, role: str, source: str) -> None:
@@ -134,6 +149,7 @@ class _Run:
         self.workdir, self.progress, self.prdc_max_samples = workdir, progress, prdc_max_samples
         self.plots: list[tuple[str, str]] = []
         self._features = None
+        self.reference_label = "GEANT4"
 
     @property
     def features(self):
@@ -176,15 +192,17 @@ class _Run:
         for group, keys in groups.items():
             self._plot(f"{group} (separation power in the legend)", f"hist_{group}.png",
                        lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers,
-                                                               path))
+                                                               path, self.reference_label))
         self._plot("layer-energy correlations", "layer_energy_correlation.png",
-                   lambda path: plots.plot_correlations(*correlations, self.geometry.layer_ids, path))
+                   lambda path: plots.plot_correlations(*correlations, self.geometry.layer_ids, path,
+                                                        self.reference_label))
 
     def avg(self) -> dict:
         gen_mean = _mean_thresholded(self.gen_s, self.geometry)
         ref_mean = _mean_thresholded(self.ref_s, self.geometry)
         self._plot("average shower per layer", "average_shower.png",
-                   lambda path: plots.plot_average_showers(gen_mean, ref_mean, self.geometry, path))
+                   lambda path: plots.plot_average_showers(gen_mean, ref_mean, self.geometry, path,
+                                                           self.reference_label))
         return {"mean_total_energy_generated": float(gen_mean.sum()),
                 "mean_total_energy_reference": float(ref_mean.sum())}
 
@@ -269,11 +287,11 @@ class _Run:
             keys = [key for key in powers if shape.shape_group(key) == group]
             self._plot(f"shape: {group} (separation power in the legend)", f"shape_{group}.png",
                        lambda path: plots.plot_histogram_group(group, keys, edges, gen_values, ref_values, powers,
-                                                               path))
+                                                               path, self.reference_label))
         profiles = {"longitudinal": (gen.longitudinal_profile, ref.longitudinal_profile),
                     "radial": (gen.radial_profile, ref.radial_profile)}
         self._plot("shape: mean longitudinal and radial profiles", "shape_profiles.png",
-                   lambda path: plots.plot_profiles(profiles, path, self.geometry.layer_ids))
+                   lambda path: plots.plot_profiles(profiles, path, self.geometry.layer_ids, self.reference_label))
 
     def run(self, mode: str) -> dict:
         if mode in ("cls-low", "cls-low-normed", "cls-high"):
@@ -373,7 +391,7 @@ def _finish(results: dict, run: _Run, final: Path, workdir: Path) -> None:
 
 def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, repeats: int = 1, fast: bool = False,
              seed: int = 0, equalize: bool = False, progress: bool = True, prdc_max_samples: int | None = 10_000,
-             blas_threads: int | None = 1) -> dict:
+             blas_threads: int | None = 1, allow_energy_range: bool = False) -> dict:
     """Evaluates generated showers against reference (GEANT4) showers like the official CaloChallenge script.
 
     Args:
@@ -394,6 +412,8 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
         blas_threads: BLAS / OpenMP threads for NumPy, SciPy and sklearn (None: their default). The default of one
             thread avoids busy-waiting thread pools, which made eigendecompositions ~100x slower on a shared,
             oversubscribed 2-core machine. TensorFlow's own thread pool is not affected.
+        allow_energy_range: accept incident energies outside the dataset's simulated range (otherwise an
+            EnergyRangeError: GeV given for MeV would compare empty histograms).
 
     Returns:
         A dict with one entry per mode (see report.md for the layout) plus inputs, settings and wall times.
@@ -414,10 +434,14 @@ def evaluate(generated, reference, dataset: str, modes="all", output_dir=None, r
     ref_e, ref_s, ref_source = _load(reference, "reference")
     _check_voxels(ref_s, geometry, "reference", ref_source)
     _check_voxels(gen_s, geometry, "generated", gen_source)
+    if not allow_energy_range:
+        check_incident_energy_range(ref_e, dataset, f"reference {ref_source}: incident energies")
+        check_incident_energy_range(gen_e, dataset, f"generated {gen_source}: incident energies")
     (gen_e, gen_s), (ref_e, ref_s) = _equal_counts((gen_e, gen_s), (ref_e, ref_s), chosen, equalize)
     final, workdir = _prepare_output(output_dir)
     settings = classifiers.FAST_SETTINGS if fast else classifiers.OFFICIAL_SETTINGS
     run = _Run((gen_e, gen_s), (ref_e, ref_s), geometry, settings, repeats, seed, workdir, progress, prdc_max_samples)
+    run.reference_label = reference_label(reference)
     results = {"dataset": dataset, "generated": gen_source, "reference": ref_source, "n_generated": len(gen_e),
                "n_reference": len(ref_e), "modes": list(chosen), "seed": seed, "repeats": repeats,
                "threshold_mev": geometry.evaluation_threshold_mev, "classifier_settings": dataclasses.asdict(settings),

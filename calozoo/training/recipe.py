@@ -6,28 +6,29 @@ them. The split's seed and fraction are stored in the metadata, so the metrics c
 
 from __future__ import annotations
 
-import os
+import shlex
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from calozoo.artifacts import artifact_versions, write_artifact
+from calozoo.artifacts import artifact_versions, library_versions, write_artifact
 from calozoo.data.files import read_showers, train_validation_split
-from calozoo.data.geometry import load_geometry
+from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
-from calozoo.registry import REGISTRY, artifact_roots, get_entry, load
+from calozoo.registry import REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "with_training_overrides", "retrain_command", "train_to_artifact",
+__all__ = ["default_output_root", "heldout_rows", "with_training_overrides", "retrain_command", "portable_command",
+           "portable_data_path", "train_to_artifact",
            "model_card_metrics", "refresh_model_card"]
 
 
 def default_output_root() -> Path:
-    """Where `calozoo train` writes artifacts: $CALOZOO_ARTIFACTS, else the repository's artifacts/."""
-    env = os.environ.get("CALOZOO_ARTIFACTS")
-    return Path(env) if env else artifact_roots()[-2]
+    """Where `calozoo train` writes artifacts: the user store ($CALOZOO_ARTIFACTS, else $CALOZOO_HOME/artifacts,
+    default ~/.local/share/calozoo/artifacts), never the shipped artifacts of the package."""
+    return artifact_roots()[USER]
 
 
 def _file_is_synthetic(path) -> bool:
@@ -73,28 +74,91 @@ def _yaml_flow(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
 
 
+def portable_data_path(path) -> str:
+    """A training-file path for a command others can paste: a relative path without '..' as given, else the bare
+    file name (never the absolute path of the machine that trained)."""
+    text = str(path)
+    relative = Path(text)
+    if not relative.is_absolute() and ".." not in relative.parts:
+        return text
+    return relative.name
+
+
 def retrain_command(name: str, data_path, metadata: dict, epochs: int | None = None, teacher: str | None = None) -> str:
-    """The `calozoo train` command line that reproduces an artifact from its metadata."""
+    """The `calozoo train` command line that reproduces an artifact from its metadata, shell-quoted."""
     data = metadata["training_data"]
-    parts = [f"calozoo train {name} --data {data_path}"]
+    parts = ["calozoo", "train", name, "--data", portable_data_path(data_path)]
     if epochs is not None:
-        parts.append(f"--epochs {epochs}")
-    parts.append(f"--seed {data['split_seed']}")
+        parts += ["--epochs", str(epochs)]
+    parts += ["--seed", str(data["split_seed"])]
     if data["heldout_fraction"] != 0.2:
-        parts.append(f"--heldout-fraction {data['heldout_fraction']}")
+        parts += ["--heldout-fraction", str(data["heldout_fraction"])]
     if teacher:
-        parts.append(f"--teacher {teacher}")
-    parts += [f"--set {k}={_yaml_flow(v)}" for k, v in metadata["config_changes"].items()]
-    parts += [f"--train-set '{k}={_yaml_flow(v)}'" for k, v in metadata.get("training_overrides", {}).items()]
-    return " ".join(parts)
+        parts += ["--teacher", teacher]
+    for k, v in metadata["config_changes"].items():
+        parts += ["--set", f"{k}={_yaml_flow(v)}"]
+    for k, v in metadata.get("training_overrides", {}).items():
+        parts += ["--train-set", f"{k}={_yaml_flow(v)}"]
+    return shlex.join(parts)
+
+
+_VALUE_OPTIONS = ("--set", "--train-set")
+
+
+def _portable_train_line(line: str) -> str:
+    """One `calozoo train ...` line re-quoted: values split at spaces (`--set a=[32, 64]`) are joined and quoted,
+    and the --data path made portable."""
+    try:
+        tokens = shlex.split(line)
+    except ValueError:
+        return line
+    parts, index = [], 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token in _VALUE_OPTIONS + ("--data",) and index + 1 < len(tokens):
+            stop = index + 2
+            while token in _VALUE_OPTIONS and stop < len(tokens) and not tokens[stop].startswith("--"):
+                stop += 1
+            value = " ".join(tokens[index + 1 : stop])
+            parts += [token, portable_data_path(value) if token == "--data" else value]
+            index = stop
+        else:
+            parts.append(token)
+            index += 1
+    return shlex.join(parts)
+
+
+def portable_command(command: str) -> str:
+    """A stored reproduce command made pasteable: every `calozoo train` line shell-quoted with a portable data
+    path; other lines (comments, `calozoo synthesize`, scripts) unchanged."""
+    return "\n".join(_portable_train_line(line) if line.strip().startswith("calozoo train ") else line
+                     for line in command.splitlines())
 
 
 def _teacher_for(entry, teacher, dtype):
-    """The trained teacher a student is distilled from: a name (its shipped artifact) or a model."""
-    teacher = teacher or entry.extra.get("teacher")
+    """The trained teacher a student is distilled from: a name, `NAME@user`, an artifact path, or a model.
+
+    Without one, the config's teacher: your own newest training of it (user store) if there is one, since that is
+    what you just trained, else the shipped one; the card's reproduce command names which (`--teacher NAME@user`).
+    """
     if teacher is None:
-        raise CalozooError(f"'{entry.name}' is a student but names no teacher; pass --teacher NAME.")
-    return load(teacher, dtype=dtype) if isinstance(teacher, str) else teacher
+        teacher = entry.extra.get("teacher")
+        if teacher is None:
+            raise CalozooError(f"'{entry.name}' is a student but names no teacher; pass --teacher NAME.")
+        if any(found.origin == USER for found in artifact_versions_of(teacher)):
+            teacher = f"{teacher}@{USER}"
+    return load(teacher, dtype=dtype) if isinstance(teacher, (str, Path)) else teacher
+
+
+def _teacher_reference(teacher) -> str | None:
+    """How the reproduce command names the teacher model: NAME, NAME@user, or its artifact path."""
+    directory = getattr(teacher, "artifact_dir", None)
+    if directory is None:
+        return None
+    origin = getattr(teacher, "artifact_origin", None)
+    if origin == "path":
+        return str(directory)
+    return directory.parent.name + (f"@{USER}" if origin == USER else "")
 
 
 def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: int) -> dict:
@@ -109,7 +173,8 @@ def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: in
 def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
                       workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
                       seed: int = 0, progress: bool = True, with_metrics: bool = True,
-                      strategy: str = "none", training_overrides: dict | None = None) -> Path:
+                      strategy: str = "none", training_overrides: dict | None = None,
+                      allow_energy_range: bool = False) -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -119,6 +184,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
         strategy: "none", "mirrored" or "multiworker" (TF_CONFIG), see calozoo.training.distribute.
         training_overrides: dotted paths into the YAML's training recipe (see `with_training_overrides`).
+        allow_energy_range: accept incident energies outside the dataset's simulated range (see
+            calozoo.data.geometry.check_incident_energy_range); otherwise they raise EnergyRangeError.
     """
     import contextlib
 
@@ -132,6 +199,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     with distribution.scope() if distribution is not None else contextlib.nullcontext():
         model = family.build(config)
     energies, showers = read_showers(data_path, n_voxels=load_geometry(model.dataset).n_voxels)
+    if not allow_energy_range:
+        check_incident_energy_range(energies, model.dataset, f"{data_path}: incident_energies")
     train_rows, held_rows = heldout_rows(len(energies), heldout_fraction, seed)
     workdir = worker_checkpoint_dir(workdir or Path("runs") / name)
     kwargs = {}
@@ -157,11 +226,11 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
     }
     command = retrain_command(name, data_path, metadata, epochs=epochs,
-                              teacher=kwargs["teacher"].artifact_dir.parent.name
-                              if getattr(kwargs.get("teacher"), "artifact_dir", None) else None)
+                              teacher=_teacher_reference(kwargs.get("teacher")))
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1
+    metadata["libraries"] = library_versions()
     card = render_model_card(name, entry.description, metadata, command)
     return write_artifact(model, root, name, entry.family, config, metadata, card, version=metadata["version"])
 
@@ -188,7 +257,8 @@ def refresh_model_card(directory, data_path=None) -> dict:
     metadata["metrics"] = model_card_metrics(model, data_path or data["file"], data["heldout_fraction"],
                                              data["split_seed"])
     entry = get_entry(metadata["name"])
-    command = metadata.get("retrain_command") or f"calozoo train {metadata['name']} --data {data['file']}"
+    command = portable_command(metadata.get("retrain_command")
+                               or shlex.join(["calozoo", "train", metadata["name"], "--data", data["file"]]))
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=1))
     (directory / "MODEL_CARD.md").write_text(render_model_card(metadata["name"], entry.description, metadata, command))
     return metadata["metrics"]

@@ -114,7 +114,7 @@ def test_evaluate_calogan_command_on_tiny_artifacts(tmp_path, monkeypatch, sampl
     root = tmp_path / "artifacts"
     _tiny_artifacts(root, data, 240)
     monkeypatch.setenv("CALOZOO_ARTIFACTS", str(root))
-    monkeypatch.setattr(registry, "artifact_roots", lambda: [root])
+    monkeypatch.setattr(registry, "artifact_roots", lambda: {"shipped": root, "user": tmp_path / "user"})
     monkeypatch.setattr(calogan, "SEED_FAST_SETTINGS", TINY_DNN)
     out = tmp_path / "report"
     result = CliRunner().invoke(main, ["evaluate-calogan", "--data", f"eplus={data}", "--roles", "student", "-n", "100", "--nll-showers",

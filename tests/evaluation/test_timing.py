@@ -22,7 +22,7 @@ def test_a_shipped_model_gives_one_annotated_row_per_batch_size(tmp_path, capsys
 
 def test_a_name_without_an_artifact_is_skipped(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("CALOZOO_ARTIFACTS", str(tmp_path))
-    monkeypatch.setattr("calozoo.registry.artifact_roots", lambda: [tmp_path])
+    monkeypatch.setattr("calozoo.registry.artifact_roots", lambda: {"shipped": tmp_path, "user": tmp_path})
     assert time_registered("icaloflow-ds3-electron-student", paper_size=False, batch_sizes=(1,), repeats=1) is None
     assert "no shipped artifact, skipped" in capsys.readouterr().out
 
