@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["alpha_symmetry_indices", "apply_alpha_symmetry", "rotate_showers_alpha"]
+__all__ = ["alpha_symmetry_indices", "apply_alpha_symmetry", "apply_alpha_symmetry_images", "rotate_showers_alpha"]
 
 
 def alpha_symmetry_indices(batch, n_alpha: int, seed, mirror: bool = True):
@@ -33,6 +33,12 @@ def apply_alpha_symmetry(layers, indices, n_r: int):
     n_alpha = indices.shape[-1]
     blocks = tf.reshape(layers, [-1, n_alpha, n_r])
     return tf.reshape(tf.gather(blocks, indices, batch_dims=1), [-1, n_alpha * n_r])
+
+
+def apply_alpha_symmetry_images(images, indices):
+    """Images (N, ..., n_alpha) with alpha as the last axis, row i's alpha bins read in the order `indices[i]`
+    ((N, n_alpha) from `alpha_symmetry_indices`): every image of a row (a window of layers) transformed alike."""
+    return tf.gather(images, indices, axis=-1, batch_dims=1)
 
 
 def rotate_showers_alpha(showers, n_layers: int, n_alpha: int, n_r: int, seed, mirror: bool = True):

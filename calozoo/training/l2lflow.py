@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo.models.l2lflow import L2LFlow
+from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry_images
 from calozoo.training.likelihood import train_by_likelihood
 from calozoo.training.trainer import TrainingResult
 
@@ -50,10 +51,13 @@ class LayerData:
     Args:
         model: the L2LFlow whose preprocessing defines the inputs.
         showers, energies: (N, V) and (N, 1) MeV.
+        augment_alpha: rotate and mirror the layer window of every row by a random whole number of alpha bins
+            (all its layers alike) at each step; the energies are unchanged by it.
     """
 
-    def __init__(self, model: L2LFlow, showers, energies):
+    def __init__(self, model: L2LFlow, showers, energies, augment_alpha: bool = False):
         self.model = model
+        self.augment_alpha = augment_alpha
         self.layers = model.layers_gev(np.asarray(showers, np.float32))  # (N, 45, r, alpha), a constant
         self.incident = np.asarray(energies, np.float64).reshape(-1, 1) / 1e3
         self.layer_energies = model.energies_after_cut(self.layers).numpy().astype(np.float64)
@@ -89,7 +93,12 @@ class LayerData:
             layer = int(part[len("layer_flow"):])
             layer_index = tf.fill(tf.shape(rows), layer)
         incident = tf.gather(tf.constant(self.incident, model.dtype), rows)
-        return model.window_inputs(self._window(rows, layer_index), layer_index, incident, seed, layer)
+        window = self._window(rows, layer_index)
+        if self.augment_alpha:  # its own seed; without augmentation the noise stream is unchanged
+            seed, symmetry_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            indices = alpha_symmetry_indices(tf.shape(window)[0], model.n_alpha, symmetry_seed)
+            window = apply_alpha_symmetry_images(window, indices)
+        return model.window_inputs(window, layer_index, incident, seed, layer)
 
     def fixed_inputs(self, part: str, seed: int, chunk: int = 2048) -> list[tuple]:
         """(x, context) of every row with noise drawn once from `seed`, in chunks (validation)."""
@@ -136,8 +145,10 @@ def train_l2lflow(model: L2LFlow, showers, energies, checkpoint_dir, *, settings
     are set from the fitting rows first.
 
     Args:
-        settings: {'validation_fraction', 'energy_flow': {...}, 'layer_flows': {...}} with 'batch_size',
-            'epochs', 'schedule' (see calozoo.training.schedules); 'layer_flows' applies to every layer flow.
+        settings: {'validation_fraction', 'augment_alpha', 'energy_flow': {...}, 'layer_flows': {...}} with
+            'batch_size', 'epochs', 'schedule' (see calozoo.training.schedules); 'layer_flows' applies to every
+            layer flow. 'augment_alpha' (default False, the paper) rotates and mirrors the training windows in alpha
+            (see calozoo.preprocessing.symmetry); the validation rows are never augmented.
         epochs: overrides every part's epoch count.
         parts: the parts to train (default all, see `part_names`).
     """
@@ -151,7 +162,8 @@ def train_l2lflow(model: L2LFlow, showers, energies, checkpoint_dir, *, settings
     n_val = max(1, int(round(settings["validation_fraction"] * len(showers))))
     fit_rows, val_rows = order[n_val:], order[:n_val]
     model.set_layer_maxima(np.asarray(showers)[fit_rows])
-    train = LayerData(model, np.asarray(showers)[fit_rows], np.asarray(energies)[fit_rows])
+    train = LayerData(model, np.asarray(showers)[fit_rows], np.asarray(energies)[fit_rows],
+                      augment_alpha=bool(settings.get("augment_alpha", False)))
     valid = LayerData(model, np.asarray(showers)[val_rows], np.asarray(energies)[val_rows])
     results = {}
     for part in parts:

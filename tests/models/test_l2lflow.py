@@ -8,7 +8,7 @@ import calozoo as zoo
 from calozoo.data.files import read_showers
 from calozoo.models.base import seed_pair
 from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
-from calozoo.training.l2lflow import part_names, train_l2lflow
+from calozoo.training.l2lflow import LayerData, part_names, train_l2lflow
 
 from tests._paths import DS2_GEANT4 as DS2_FILE  # noqa: E402
 
@@ -176,6 +176,30 @@ def test_shared_training_lowers_each_parts_nll_and_initialises(ds2, tmp_path):
         assert losses[-1] < losses[0], f"{part}: training NLL did not decrease: {losses}"
     assert all(bool(norm.initialized) for norm in model.layer_flow.actnorms)
     assert np.isclose(model.layer_maxima_gev.numpy().max(), showers.max() / 1e3, rtol=0.3)
+
+
+@needs_data
+def test_alpha_augmentation_rotates_each_window_and_trains(ds2, tmp_path, monkeypatch):
+    energies, showers = ds2
+    model = tiny()
+    model.set_layer_maxima(showers)
+    plain, augmented = LayerData(model, showers, energies), LayerData(model, showers, energies, augment_alpha=True)
+    windows = []
+    monkeypatch.setattr(model, "window_inputs", lambda window, *args: windows.append(window.numpy()))
+    rows, layers = np.arange(40), np.full(40, 7)
+    plain.inputs("layer_flow", tf.constant([1, 2], tf.int64), rows, layers)
+    augmented.inputs("layer_flow", tf.constant([1, 2], tf.int64), rows, layers)
+    original, moved = windows
+    assert not np.array_equal(original, moved)
+    for row in range(40):  # the same window, its alpha bins a rotation or mirror of the original's
+        assert any(np.array_equal(moved[row], np.roll(original[row][..., ::sign], shift, axis=-1))
+                   for shift in range(model.n_alpha) for sign in (1, -1)), row
+    np.testing.assert_allclose(moved.sum(axis=(-2, -1)), original.sum(axis=(-2, -1)), rtol=1e-6)
+    monkeypatch.undo()
+    results = train_l2lflow(model, showers, energies, tmp_path, settings={**FAST, "augment_alpha": True}, epochs=3,
+                            progress=False, parts=("layer_flow",))
+    losses = [h["loss"] for h in results["layer_flow"].history]
+    assert losses[-1] < losses[0], f"augmented training NLL did not decrease: {losses}"
 
 
 @needs_data

@@ -3,7 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry, rotate_showers_alpha
+from calozoo.preprocessing.symmetry import (alpha_symmetry_indices, apply_alpha_symmetry, apply_alpha_symmetry_images,
+                                            rotate_showers_alpha)
 
 N_ALPHA, N_R = 16, 9
 
@@ -59,3 +60,14 @@ def test_whole_showers_rotate_every_layer_alike():
     for row in range(5):
         blocks = showers[row].reshape(3, N_ALPHA, N_R)
         np.testing.assert_array_equal(rotated[row].reshape(3, N_ALPHA, N_R), blocks[:, indices[row]])
+
+
+def test_images_with_alpha_last_move_like_the_flat_layers():
+    """(N, P, r, alpha) windows: each row's P layers transformed alike, as the alpha-major flat layers would be."""
+    windows = np.random.default_rng(6).uniform(size=(7, 3, N_R, N_ALPHA))
+    indices = alpha_symmetry_indices(7, N_ALPHA, tf.constant([8, 9]))
+    moved = apply_alpha_symmetry_images(tf.constant(windows), indices).numpy()
+    for p in range(3):
+        flat = np.transpose(windows[:, p], [0, 2, 1]).reshape(7, N_ALPHA * N_R)  # alpha-major
+        expected = apply_alpha_symmetry(tf.constant(flat), indices, N_R).numpy().reshape(7, N_ALPHA, N_R)
+        np.testing.assert_array_equal(moved[:, p], np.transpose(expected, [0, 2, 1]))
