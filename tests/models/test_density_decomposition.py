@@ -15,6 +15,8 @@ from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
 from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
 
+from tests.models.helpers import randomize
+
 RTOL = 1e-10
 
 
@@ -29,15 +31,6 @@ def sparse_showers(n, n_layers, layer_size, seed=0):
     rng = np.random.default_rng(seed)
     showers = rng.exponential(20.0, (n, n_layers * layer_size)) * (rng.uniform(size=(n, n_layers * layer_size)) < 0.3)
     return np.array([3_000.0, 40_000.0, 250_000.0])[:n], showers
-
-
-def randomize(model, scale=0.1, seed=0):
-    """Adds seeded noise to every trainable weight: a freshly built flow zeroes some output layers, which would
-    hide its conditions (and a condition fed the wrong layer) from these tests."""
-    rng = np.random.default_rng(seed)
-    for variable in model.trainable_variables:
-        variable.assign_add(scale * rng.standard_normal(variable.shape))
-    return model
 
 
 def log_prob(flow, x, context):
