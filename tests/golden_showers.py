@@ -33,8 +33,9 @@ TOP_VOXELS = 3
 
 
 def fingerprint(showers: np.ndarray) -> list[dict]:
-    """Per shower: total energy (MeV), hits above 15 keV, the largest voxel values (MeV, descending) and the
-    energy-weighted mean voxel index (where in the flattened shower the energy sits)."""
+    """Per shower: total energy (MeV), hits above 15 keV, the largest voxel values (MeV, descending), the sum of the
+    squared voxel energies (MeV^2, moved by any voxel that changes) and the energy-weighted mean voxel index
+    (where in the flattened shower the energy sits)."""
     showers = np.asarray(showers, np.float64)
     index = np.arange(showers.shape[1])
     result = []
@@ -44,6 +45,7 @@ def fingerprint(showers: np.ndarray) -> list[dict]:
             "energy_mev": total,
             "hits": int((shower > HIT_THRESHOLD_MEV).sum()),
             "top_voxels_mev": [float(v) for v in np.sort(shower)[::-1][:TOP_VOXELS]],
+            "sum_squares_mev2": float(np.sum(shower**2)),
             "centroid_voxel": float((shower * index).sum() / total) if total > 0 else 0.0,
         })
     return result

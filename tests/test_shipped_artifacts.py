@@ -2,7 +2,8 @@
 
 For each registered name with a shipped artifact, `calozoo.load(NAME)` (the newest shipped version, what users get)
 generates two showers (E_inc 2 048 and 65 536 MeV, seed 3, one batch) whose fingerprint (per shower: total energy,
-hits above 15 keV, the three largest voxels, the energy-weighted mean voxel index) must match the recorded one.
+hits above 15 keV, the three largest voxels, the sum of squared voxel energies, the energy-weighted mean voxel
+index) must match the recorded one.
 The tolerances absorb float32 rounding on another CPU (relative 1e-3, up to 2 hits or 0.5 % of them) but not a
 changed model. Generation goes through XLA like `generate` does, so each artifact costs one compilation.
 
@@ -30,7 +31,7 @@ from calozoo.models.base import seed_pair
 
 from tests.golden_showers import GOLDEN_FILE, generate_fingerprint, read_golden, shipped_names
 
-RTOL = 1e-3  # energies, largest voxels and centroids
+RTOL = 1e-3  # energies, largest voxels, sums of squares and centroids
 HITS_ATOL, HITS_RTOL = 2, 5e-3
 
 SHIPPED = shipped_names()
@@ -56,6 +57,7 @@ def assert_fingerprints_match(actual, expected, key):
         assert abs(mine["hits"] - recorded["hits"]) <= max(HITS_ATOL, HITS_RTOL * recorded["hits"]), \
             f"{where}: {mine['hits']} hits, recorded {recorded['hits']}"
         np.testing.assert_allclose(mine["top_voxels_mev"], recorded["top_voxels_mev"], rtol=RTOL, err_msg=where)
+        np.testing.assert_allclose(mine["sum_squares_mev2"], recorded["sum_squares_mev2"], rtol=RTOL, err_msg=where)
         np.testing.assert_allclose(mine["centroid_voxel"], recorded["centroid_voxel"], rtol=RTOL, err_msg=where)
 
 
