@@ -44,15 +44,17 @@ def test_every_shipped_artifact_has_a_golden_entry():
     users_get = {f"{name}/v{registry.resolve_artifact(name).version}" for name in SHIPPED}
     missing = sorted(users_get - set(golden))
     assert not missing, f"no golden showers for {missing} in {GOLDEN_FILE}; record them with `{RECORD} NAME`"
+    shipped_root = registry.artifact_roots()[registry.SHIPPED]
     stale = sorted(key for key, entry in golden.items()
-                   if not (registry.artifact_roots()[registry.SHIPPED] / entry["name"] / f"v{entry['version']}").is_dir())
+                   if not (shipped_root / entry["name"] / f"v{entry['version']}").is_dir())
     assert not stale, f"golden entries without a shipped artifact: {stale}; remove them from {GOLDEN_FILE}"
 
 
 def assert_fingerprints_match(actual, expected, key):
     assert len(actual) == len(expected), key
     for index, (mine, recorded) in enumerate(zip(actual, expected)):
-        where = f"{key} shower {index} (re-record with `{RECORD} {key.split('/')[0]}` only if the model was meant to change)"
+        where = (f"{key} shower {index} (re-record with `{RECORD} {key.split('/')[0]}` only if the model was meant "
+                 "to change)")
         np.testing.assert_allclose(mine["energy_mev"], recorded["energy_mev"], rtol=RTOL, err_msg=where)
         assert abs(mine["hits"] - recorded["hits"]) <= max(HITS_ATOL, HITS_RTOL * recorded["hits"]), \
             f"{where}: {mine['hits']} hits, recorded {recorded['hits']}"

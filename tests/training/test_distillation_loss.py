@@ -28,7 +28,8 @@ def test_chi2_is_the_batch_mean_of_the_summed_squares():
 def test_guided_chi2_pairs_the_student_with_the_teacher_in_reverse_order():
     """Two showers, one feature. Reverse pairing: steps (s0, t2) 2 + (s1, t1) 1 + (s2, t0) 0.5, MADE outputs
     (p0, q1) 1 + (p1, q0) 1: 5.5. The same-order pairing would give 21.5 + 4 = 25.5."""
-    student = FlowPass(constant([[0], [0]]), None, steps=[constant([[0], [1]]), constant([[2], [2]]), constant([[4], [0]])],
+    student = FlowPass(constant([[0], [0]]), None,
+                       steps=[constant([[0], [1]]), constant([[2], [2]]), constant([[4], [0]])],
                        params=[constant([[1, 2], [0, 0]]), constant([[0, 0], [1, 1]])])
     teacher = FlowPass(None, None, steps=[constant([[4], [1]]), constant([[1], [1]]), constant([[0], [3]])],
                        params=[constant([[0, 0], [0, 0]]), constant([[1, 1], [1, 0]])])
