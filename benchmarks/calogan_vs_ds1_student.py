@@ -2,8 +2,16 @@
 
 Usage: python benchmarks/calogan_vs_ds1_student.py BATCH REPETITIONS
 """
-import time, statistics, sys, numpy as np, tensorflow as tf, calozoo
+import statistics
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import calozoo
 from calozoo.models.base import seed_pair
+
 batch = int(sys.argv[1]); reps = int(sys.argv[2])
 models = {n: calozoo.create(n, dtype="float32") for n in ["caloflow-calogan-eplus-student", "caloflow-ds1-photon-student"]}
 samplers = {n: m.sampler() for n, m in models.items()}
