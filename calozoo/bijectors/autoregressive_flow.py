@@ -102,10 +102,10 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         return order
 
     def _sequential_block(self, k, h, context):
-        """A block's D-step direction and its log-det, always without dropout: a mask drawn per step would
-        make the log-det belong to another map, and CaloFlow only ever trains the one-pass direction."""
-        y = self.blocks[k].sequential(h, context, training=False)
-        return y, -self.blocks[k].one_pass(y, context, training=False)[1]
+        """A block's D-step direction and its log-det (kept from the solve, as nflows), always without dropout:
+        a mask drawn per step would make the log-det belong to another map, and CaloFlow only ever trains the
+        one-pass direction."""
+        return self.blocks[k].sequential_with_log_det(h, context, training=False)
 
     # ----- the two passes ------------------------------------------------------------------------
     def to_base(self, x, context, training=False, record=False) -> FlowPass:

@@ -134,12 +134,17 @@ class MADE(tf.Module):
         The first layer is updated incrementally (rank one per step) and only the output columns of the
         current feature are computed, so a step costs about one hidden-layer product.
 
+        The log-det is summed from each step's elementwise log|dy_i/dx_i|, evaluated at the known x_i with the
+        parameters of the solved y_{<i} (what nflows' last pass returns). Recomputing it from the solved y as
+        minus the other direction's value is not the same number in floating point: where the slope is tiny the
+        solved y has too few digits left in its bin, and the log-det is off by up to 1e-3.
+
         Args:
             targets: x, shape (B, D).
             context: conditions, shape (B, C) or None.
-            elementwise: fn(x_i (B,), params_i (B, M)) -> y_i (B,).
+            elementwise: fn(x_i (B,), params_i (B, M)) -> (y_i (B,), log|dy_i/dx_i| (B,)).
         Returns:
-            y, shape (B, D).
+            (y of shape (B, D), log|dy/dx| of shape (B,)).
         """
         targets = tf.convert_to_tensor(targets, dtype=self.in_kernel.dtype)
         if context is not None:
@@ -149,16 +154,17 @@ class MADE(tf.Module):
         batch = tf.shape(targets)[0]
         pre = tf.zeros([batch, self.hidden], targets.dtype) + self.first_layer_context(context)
         outputs = tf.TensorArray(targets.dtype, size=self.features)
+        logdets = tf.TensorArray(targets.dtype, size=self.features)
         targets_by_feature = tf.transpose(targets)
 
-        def step(i, pre, outputs):
+        def step(i, pre, outputs, logdets):
             params = tf.matmul(self._trunk(pre, training), out_kernel[i]) + out_bias[i]
-            y_i = elementwise(targets_by_feature[i], params)
+            y_i, logdet_i = elementwise(targets_by_feature[i], params)
             pre = pre + y_i[:, None] * self.in_kernel[i][None, :]
-            return i + 1, pre, outputs.write(i, y_i)
+            return i + 1, pre, outputs.write(i, y_i), logdets.write(i, logdet_i)
 
-        _, _, outputs = tf.while_loop(
-            lambda i, *_: i < self.features, step, (tf.constant(0), pre, outputs), parallel_iterations=1,
+        _, _, outputs, logdets = tf.while_loop(
+            lambda i, *_: i < self.features, step, (tf.constant(0), pre, outputs, logdets), parallel_iterations=1,
             maximum_iterations=self.features,  # a static trip count lets XLA compile the loop under a GradientTape
         )
-        return tf.transpose(outputs.stack())
+        return tf.transpose(outputs.stack()), tf.reduce_sum(logdets.stack(), axis=0)

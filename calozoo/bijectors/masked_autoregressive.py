@@ -61,7 +61,7 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
 
     def _sequential_elementwise(self, values, params):
         fn = rqs_inverse if self.spline_direction == "forward" else rqs_forward
-        return fn(values, params, self.spline)[0]
+        return fn(values, params, self.spline)
 
     def one_pass(self, y, conditional_input=None, training=False):
         """The one-pass direction with everything distillation needs.
@@ -75,6 +75,11 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
 
     def sequential(self, x, conditional_input=None, training=False):
         """The D-step direction: y with x_i = S(y_i; theta_i(y_{<i}))."""
+        return self.sequential_with_log_det(x, conditional_input, training)[0]
+
+    def sequential_with_log_det(self, x, conditional_input=None, training=False):
+        """The D-step direction and its log|dy/dx| per example, kept from the solve's last step of each feature
+        (as nflows does), not recomputed from the solved y (see `MADE.solve`)."""
         return self.made.solve(x, conditional_input, self._sequential_elementwise, training=training)
 
     def _inverse(self, y, conditional_input=None):
@@ -85,6 +90,9 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
 
     def _forward(self, x, conditional_input=None):
         return self.sequential(x, conditional_input)
+
+    def _forward_log_det_jacobian(self, x, conditional_input=None):
+        return self.sequential_with_log_det(x, conditional_input)[1]
 
 
 MAF = MaskedAutoregressiveRQS

@@ -13,8 +13,13 @@ Signatures (tag `serve`, method `tensorflow/serving/predict`), every batched ten
 - `serving_default`: `incident_energies` float32 (N, 1) MeV -> `showers` float32 (N, V) MeV, a fresh random
   seed drawn inside on every call.
 - `generate_seeded`: `incident_energies` and `seed` int64 (2,) -> `showers`; the same inputs give the same
-  showers after any reload, and the same as `model.sample_showers(energies, seed_pair(seed[0], seed[1]))`.
-  The seed has no batch dimension: send these requests to a server without `--enable_batching`.
+  showers after any reload, and the same as the in-process sampler `model.sampler()(energies,
+  seed_pair(seed[0], seed[1]))` for N <= `model.micro_batch` (so `model.generate(energies, seed=s)` for a seed
+  (s, 0)). The seed has no batch dimension: send these requests to a server without `--enable_batching`.
+
+Generation is XLA-compiled (`jit_compile`) where the family `supports_xla`, as in process: a TF1 session (TF
+Serving's loader) and `tf.saved_model.load` both compile it, once per new batch size. XLA draws other random
+numbers than the uncompiled ops for the same seed, which is why the seeded contract names the compiled sampler.
 - `log_prob` (models with a density): `showers` float32 (N, V) MeV and `incident_energies` -> `log_prob`
   float32 (N,), the model's `log_prob_graph`.
 """
@@ -62,6 +67,9 @@ class ServingModule(tf.Module):
     def __init__(self, model):
         super().__init__(name="calozoo_serving")
         self.model = model
+        # Only the sampling is compiled: the input check and the fresh seed stay in the plain graph around it,
+        # because XLA compiles Assert to nothing and a stateful random op inside would be drawn by XLA.
+        self._compiled_sample = tf.function(model.sample_showers, jit_compile=model.supports_xla)
         self.serving_default = tf.function(self._generate, input_signature=[_energies_spec()])
         self.generate_seeded = tf.function(
             self._generate_seeded, input_signature=[_energies_spec(), tf.TensorSpec([2], tf.int64, name="seed")]
@@ -72,12 +80,12 @@ class ServingModule(tf.Module):
 
     def _generate(self, incident_energies):
         seed = tf.random.uniform([2], 0, _INT32_SEED_RANGE, dtype=tf.int32)
-        showers = self.model.sample_showers(_checked_energies(incident_energies), seed)
+        showers = self._compiled_sample(_checked_energies(incident_energies), seed)
         return {"showers": tf.identity(showers, name="showers")}
 
     def _generate_seeded(self, incident_energies, seed):
         seed32 = tf.cast(tf.math.floormod(seed, _INT32_SEED_RANGE), tf.int32)
-        showers = self.model.sample_showers(_checked_energies(incident_energies), seed32)
+        showers = self._compiled_sample(_checked_energies(incident_energies), seed32)
         return {"showers": tf.identity(showers, name="showers")}
 
     def _log_prob(self, showers, incident_energies):
@@ -113,8 +121,8 @@ def _target_version(model_dir: Path, version: int | None) -> int:
 
 @contextlib.contextmanager
 def _compiled_samplers_detached(model):
-    """Hides the model's cache of XLA samplers (a dict keyed by bool, which SavedModel cannot save, and XLA
-    functions that a server need not support) while it is exported."""
+    """Hides the model's cache of in-process samplers (a dict keyed by bool, which SavedModel cannot save; the
+    serving module compiles its own) while it is exported."""
     samplers = getattr(model, "_samplers", None)
     if samplers is None:
         yield

@@ -140,10 +140,12 @@ def test_solve_satisfies_the_autoregressive_equations():
     x, c = inputs(16, 7, 2)
 
     def affine(values, params):
-        return values * tf.exp(0.5 * params[..., 0]) + params[..., 1]
+        return values * tf.exp(0.5 * params[..., 0]) + params[..., 1], 0.5 * params[..., 0]
 
-    y = made.solve(x, c, affine)
-    assert_relative_close(affine(tf.constant(x), made(y, c)), y, 1e-12, "solve vs one pass")
+    y, logdet = made.solve(x, c, affine)
+    expected_y, expected_logdets = affine(tf.constant(x), made(y, c))
+    assert_relative_close(expected_y, y, 1e-12, "solve vs one pass")
+    assert_relative_close(tf.reduce_sum(expected_logdets, axis=-1), logdet, 1e-12, "the steps' log-dets, summed")
 
 
 def naive_sequential(made, spline, z, c):

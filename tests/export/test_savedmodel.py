@@ -137,7 +137,7 @@ def test_only_core_tensorflow_ops(exported):
 def test_seeded_output_is_reproducible_and_equals_the_in_memory_model(exported):
     model, path, _, runner = exported
     seed = np.array([7, 3], np.int64)
-    in_memory = model.sampler(jit_compile=False)(tf.constant(ENERGIES), seed_pair(7, 3)).numpy()
+    in_memory = model.sampler()(tf.constant(ENERGIES), seed_pair(7, 3)).numpy()  # compiled as the export
     reloaded = tf.saved_model.load(str(path)).signatures["generate_seeded"]
     first = reloaded(incident_energies=tf.constant(ENERGIES), seed=tf.constant(seed))["showers"].numpy()
     in_session = runner.run("generate_seeded", {"incident_energies": ENERGIES, "seed": seed})["showers"]
@@ -239,10 +239,46 @@ def test_bad_name_and_missing_serving_api_give_clear_errors(tiny_student, tmp_pa
     assert not (tmp_path / "m").exists()
 
 
-def test_export_after_generate_saves_no_xla_sampler(tiny_student, tmp_path):
+def xla_functions(path) -> list:
+    """The library functions of a SavedModel that run XLA-compiled."""
+    return [f for g in read_saved_model(path).meta_graphs for f in g.graph_def.library.function
+            if f.attr["_XlaMustCompile"].b]
+
+
+def ops_reached(path, functions) -> set[str]:
+    """Op types in `functions` and in every library function they call, however deeply."""
+    library = {f.signature.name: f for g in read_saved_model(path).meta_graphs for f in g.graph_def.library.function}
+    found, pending, seen = set(), list(functions), set()
+    while pending:
+        function = pending.pop()
+        if function.signature.name in seen:
+            continue
+        seen.add(function.signature.name)
+        for node in function.node_def:
+            called = [library[node.op]] if node.op in library else []
+            called += [library[a.func.name] for a in node.attr.values() if a.func.name in library]
+            pending.extend(called)
+            if not called:
+                found.add(node.op)
+    return found
+
+
+def test_generation_is_xla_compiled_and_the_checks_stay_outside(exported):
+    model, path, _, _ = exported
+    compiled = xla_functions(path)
+    if not model.supports_xla:
+        assert compiled == []
+        return
+    assert compiled, "the generation signatures must run XLA-compiled, as in process"
+    compiled_ops = ops_reached(path, compiled)
+    assert "StatelessRandomNormalV2" in compiled_ops, "the sampling itself must be inside the compiled function"
+    assert not compiled_ops & {"Assert", "RandomUniformInt"}, "XLA would drop the check and draw the seed itself"
+
+
+def test_export_after_generate_saves_no_in_process_sampler(tiny_student, tmp_path):
+    fresh = len(xla_functions(export_model(tiny_caloflow("student"), tmp_path / "fresh", "m", warmup=False)))
     before = tiny_student.generate([1024.0, 65536.0], seed=4)
     path = export_model(tiny_student, tmp_path, "m", warmup=False)
-    assert not [f.signature.name for g in read_saved_model(path).meta_graphs for f in g.graph_def.library.function
-                if f.attr["_XlaMustCompile"].b]
+    assert len(xla_functions(path)) == fresh, "only the serving module's own compiled functions are saved"
     np.testing.assert_array_equal(tiny_student.generate([1024.0, 65536.0], seed=4), before)
     assert len(tiny_student._samplers) == 1, "the cache of compiled samplers is kept after the export"
