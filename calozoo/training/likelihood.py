@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from calozoo.training.schedules import make_schedule
-from calozoo.training.trainer import TrainingResult, train_loop
+from calozoo.training.trainer import TrainingResult, row_count, train_loop
 
 __all__ = ["train_by_likelihood", "total_steps"]
 
@@ -18,13 +17,13 @@ def total_steps(spec: dict, n_rows: int) -> int:
     return int(spec["epochs"]) * -(-n_rows // int(spec["batch_size"]))
 
 
-def train_by_likelihood(flow, train_arrays: Sequence[np.ndarray], spec: dict, *, validation_nll: Callable[[], float],
+def train_by_likelihood(flow, train_arrays, spec: dict, *, validation_nll: Callable[[], float],
                         checkpoint_dir, inputs: Callable | None = None, resume: bool = False, seed: int = 0,
                         progress: bool = True, description: str = "flow", strategy=None) -> TrainingResult:
     """Trains `flow` on -mean log p(x | c); the epoch with the lowest `validation_nll()` is kept.
 
     Args:
-        train_arrays: row-aligned arrays that `train_loop` batches.
+        train_arrays: row-aligned arrays that `train_loop` batches, or a batch source (streamed rows).
         spec: {'batch_size', 'epochs', 'schedule', optionally 'jit_compile' and 'clip_norm'} (see `make_schedule`,
             `train_loop`).
         inputs: maps one batch of `train_arrays` to (x, c) inside the compiled step, e.g. to add fresh
@@ -37,7 +36,7 @@ def train_by_likelihood(flow, train_arrays: Sequence[np.ndarray], spec: dict, *,
         return nll, nll
 
     return train_loop(flow, loss_fn, train_arrays, epochs=int(spec["epochs"]), batch_size=int(spec["batch_size"]),
-                      learning_rate=make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0]))),
+                      learning_rate=make_schedule(spec["schedule"], total_steps(spec, row_count(train_arrays))),
                       checkpoint_dir=checkpoint_dir, evaluate=lambda _: float(validation_nll()),
                       metric_name="validation_nll", resume=resume, seed=seed, progress=progress,
                       description=description, jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
