@@ -173,6 +173,6 @@ class ShowerBatches:
             energies, showers = tf.numpy_function(read, [index], (tf.float64, tf.float32))
             return self.expand(tf.ensure_shape(energies, [None, 1]), tf.ensure_shape(showers, [None, files.n_voxels]))
 
-        dataset = tf.data.Dataset.from_tensor_slices(order).map(read_block, deterministic=True)
+        dataset = tf.data.Dataset.from_tensor_slices(order).map(read_block)
         return (dataset.unbatch().shuffle(self.shuffle_rows, seed=int(rng.integers(2**31 - 1)))
                 .batch(batch_size).prefetch(2))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow, FlowPass
-from calozoo.training.likelihood import total_steps
+from calozoo.training.likelihood import batches_per_epoch, total_steps
 from calozoo.training.schedules import accumulation_schedule, make_schedule, optimizer_steps_per_epoch
 from calozoo.training.trainer import TrainingResult, chi2, row_count, train_loop
 
@@ -119,11 +119,12 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
     if accumulation is None:
         schedule = make_schedule(spec["schedule"], total_steps(spec, row_count(train_arrays)))
     else:
-        epoch_steps = optimizer_steps_per_epoch(-(-row_count(train_arrays) // batch_size), epochs, accumulation)
+        epoch_steps = optimizer_steps_per_epoch(batches_per_epoch(spec, row_count(train_arrays)), epochs,
+                                                accumulation)
         schedule = make_schedule(spec["schedule"], sum(epoch_steps), epoch_steps)
     return train_loop(holder, loss_fn, train_arrays, variables=student.trainable_variables,
                       epochs=epochs, batch_size=batch_size, learning_rate=schedule, accumulation=accumulation,
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
                       resume=resume, seed=seed, progress=progress, description=description,
                       jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
-                      strategy=strategy)
+                      strategy=strategy, max_steps_per_epoch=spec.get("max_steps_per_epoch"))

@@ -164,14 +164,22 @@ class StreamedFlowData(FlowData):
         dtype = self.model.dtype
         return tf.cast(layer, dtype), tf.cast(previous, dtype), tf.cast(incident, dtype), index
 
-    def fixed_inputs(self, flow_name: str, seed: int, chunk: int = 10_000):
-        """(x, c) per block of rows, noise from (`seed`, the block's first row), rebuilt on every iteration."""
+    def fixed_inputs(self, flow_name: str, seed: int, chunk: int = 2_000):
+        """(x, c) in chunks of at most `chunk` rows, block by block, noise from (`seed`, the chunk's first row),
+        rebuilt on every iteration (the same each time)."""
         if flow_name == "energy_flow":
             return super().fixed_inputs(flow_name, seed, chunk)
-        expand = self._first_layers if flow_name == "first_layer_flow" else self._layer_pairs
-        return _Reiterable(lambda: (self.inputs(flow_name, tf.constant([seed, start], tf.int64),
-                                                *expand(tf.constant(energies), tf.constant(showers)))
-                                    for start, energies, showers in self.showers.blocks()))
+        expand, per_shower = ((self._first_layers, 1) if flow_name == "first_layer_flow"
+                              else (self._layer_pairs, self.model.n_layers - 1))
+
+        def chunks():
+            for position, energies, showers in self.showers.blocks():
+                rows = expand(tf.constant(energies), tf.constant(showers))
+                for start in range(0, len(energies) * per_shower, chunk):
+                    yield self.inputs(flow_name, tf.constant([seed, position * per_shower + start], tf.int64),
+                                      *[r[start : start + chunk] for r in rows])
+
+        return _Reiterable(chunks)
 
 
 class _Reiterable:

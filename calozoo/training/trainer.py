@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -152,6 +153,7 @@ def train_loop(
     clip_norm: float | None = None,
     accumulation: Callable[[int], int] | None = None,
     weight_decay: float | None = None,
+    max_steps_per_epoch: int | None = None,
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
@@ -174,6 +176,8 @@ def train_loop(
     optimizer steps, not batches. Not combined with a `strategy`.
 
     With `weight_decay` the optimizer is AdamW (decoupled weight decay, lr x weight_decay per step, as PyTorch's).
+
+    `max_steps_per_epoch` ends every epoch after that many batches (quick checks on large input).
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -203,9 +207,12 @@ def train_loop(
         accumulator = _AccumulatingStep(loss_fn, variables, optimizer, jit_compile)
 
     steps_per_epoch = -(-row_count(train_arrays) // batch_size)
+    if max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, int(max_steps_per_epoch))
     for epoch in range(int(epoch_var.numpy()), epochs):
         started = time.perf_counter()
-        bar = tqdm(_batches(train_arrays, batch_size, seed, epoch), total=steps_per_epoch, disable=not progress,
+        batches = itertools.islice(_batches(train_arrays, batch_size, seed, epoch), steps_per_epoch)
+        bar = tqdm(batches, total=steps_per_epoch, disable=not progress,
                    desc=f"{description} {epoch + 1}/{epochs}", leave=False)
         group = accumulation(epoch) if accumulation is not None else 1
         losses, monitors = _run_epoch(bar, step, accumulator, group, bar)
