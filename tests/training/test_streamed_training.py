@@ -123,6 +123,17 @@ def test_a_streamed_icaloflow_teacher_learns_from_two_files(ds2_files, tmp_path)
     assert results["layer_flow"].steps == 3 * -(-14 * 44 // 120)  # 14 fitting showers x 44 layer pairs
 
 
+def test_a_streamed_icaloflow_student_distils_flow3(ds2_files, tmp_path):
+    parts, _ = ds2_files
+    rows = ShowerRows(ShowerFiles(parts), train_validation_split(24, 0.2, 0)[0])
+    teacher, student = ICaloFlow(ICaloFlowConfig(**TINY, seed=1)), ICaloFlow(ICaloFlowConfig(**TINY, role="student",
+                                                                                             seed=2))
+    results = train_icaloflow(student, rows, None, tmp_path, teacher=teacher, settings=FAST, epochs=3,
+                              progress=False, parts=("layer_flow",))
+    losses = [h["loss"] for h in results["layer_flow"].history]
+    assert losses[-1] < losses[0], losses
+
+
 class Scale(tf.Module):
     def __init__(self):
         super().__init__()
