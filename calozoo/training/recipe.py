@@ -26,7 +26,8 @@ from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "STREAMING_FAMILIES", "STREAM_ABOVE_BYTES", "MAX_HELDOUT_BYTES", "with_training_overrides", "retrain_command", "portable_command",
+__all__ = ["default_output_root", "heldout_rows", "heldout_sample", "use_streaming", "STREAMING_FAMILIES",
+           "STREAM_ABOVE_BYTES", "MAX_HELDOUT_BYTES", "with_training_overrides", "retrain_command", "portable_command",
            "portable_data_path", "train_to_artifact",
            "model_card_metrics", "refresh_model_card"]
 

@@ -162,8 +162,9 @@ def train_loop(
     `<checkpoint_dir>/last`, so a killed run resumed with `resume=True` loses at most the current epoch.
     At the end the best weights are loaded into `module`. `train_arrays` are row-aligned arrays (a seeded
     permutation of their rows per epoch) or a batch source such as `calozoo.data.stream.ShowerBatches` (rows
-    streamed from disk): an object with `n_rows` and `batches(batch_size, seed, epoch)`, seeded alike. `jit_compile=True` compiles the step with XLA,
-    which fuses the many small elementwise ops of spline flows (about 2x faster on CPU).
+    streamed from disk): an object with `n_rows` and `batches(batch_size, seed, epoch)`, seeded alike.
+    `jit_compile=True` compiles the step with XLA, which fuses the many small elementwise ops of spline flows
+    (about 2x faster on CPU).
 
     With a `strategy` (see `calozoo.training.distribute.make_strategy`; build `module` inside its scope) every
     batch is cut into one slice per replica, each replica takes the gradient of its slice's loss divided by the
