@@ -71,13 +71,13 @@ def use_streaming(family: str, paths, streaming: str = "auto") -> bool:
     "auto": a streaming family and more than `STREAM_ABOVE_BYTES` of showers."""
     if streaming not in ("auto", "always", "never"):
         raise CalozooError(f"streaming must be 'auto', 'always' or 'never'; got {streaming!r}.")
-    if streaming == "never":
+    if streaming == "never" or (streaming == "auto" and family not in STREAMING_FAMILIES):
         return False
     size = _shower_bytes(paths)
     if streaming == "always" and (family not in STREAMING_FAMILIES or size is None):
         raise CalozooError(f"the {family} family reads its training showers into memory (streamed: "
                            f"{sorted(STREAMING_FAMILIES)}, CaloChallenge files only); use --streaming auto or never.")
-    return streaming == "always" or (family in STREAMING_FAMILIES and size is not None and size > STREAM_ABOVE_BYTES)
+    return streaming == "always" or (size is not None and size > STREAM_ABOVE_BYTES)
 
 
 def _read_all(paths, n_voxels) -> tuple[np.ndarray, np.ndarray]:

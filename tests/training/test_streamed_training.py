@@ -177,3 +177,16 @@ def test_a_streamed_run_killed_mid_epoch_resumes_from_the_last_finished_epoch(ds
     uninterrupted = Scale()
     _fit(uninterrupted, _KilledIn(rows, epoch=-1, after=0), tmp_path / "fresh")
     assert resumed.w.numpy() == uninterrupted.w.numpy()
+
+
+def test_auto_streams_icaloflow_input_above_the_size_limit_only(monkeypatch, ds2_files):
+    from calozoo.training import recipe
+
+    parts, _ = ds2_files
+    size = 24 * 6480 * 4
+    monkeypatch.setattr(recipe, "STREAM_ABOVE_BYTES", size)
+    assert not recipe.use_streaming("icaloflow", parts, "auto")
+    monkeypatch.setattr(recipe, "STREAM_ABOVE_BYTES", size - 1)
+    assert recipe.use_streaming("icaloflow", parts, "auto")
+    assert not recipe.use_streaming("calopointflow", parts, "auto")
+    assert not recipe.use_streaming("icaloflow", parts, "never")
