@@ -200,3 +200,30 @@ def test_train_writes_to_the_user_store_and_info_says_so(workspace, tmp_path, mo
     info = run("info", "caloflow-ds1-photon-teacher").output
     assert f"v1 (user): {directory}" in info and "(shipped):" in info
     assert "<- loaded by" in info.split("(shipped):", 1)[1].splitlines()[0]
+
+
+def test_train_on_several_files_given_by_a_pattern(workspace, tmp_path):
+    _, data = workspace
+    with h5py.File(data) as handle:
+        energies, showers = handle["incident_energies"][()], handle["showers"][()]
+    write_showers(tmp_path / "part_1.h5", energies[:140], showers[:140], attrs={"synthetic": True})
+    write_showers(tmp_path / "part_2.h5", energies[140:], showers[140:], attrs={"synthetic": True})
+    run("train", "caloflow-ds1-photon-teacher", "--data", tmp_path / "part_*.h5", "--epochs", 1, *TINY, "--workdir",
+        tmp_path / "run", "--output", tmp_path / "out", "--no-metrics")
+    metadata = json.loads((tmp_path / "out" / "caloflow-ds1-photon-teacher" / "v1" / "metadata.json").read_text())
+    assert metadata["training_data"]["file"] == [str(tmp_path / "part_1.h5"), str(tmp_path / "part_2.h5")]
+    assert metadata["training_data"]["n_train"] + metadata["training_data"]["n_heldout"] == 240
+    assert metadata["training_data"]["streamed"] is False
+    assert "--data part_1.h5 --data part_2.h5 --epochs 1" in metadata["retrain_command"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--data", "nothing_*.h5"], "no file matches 'nothing_*.h5'"),
+    (["--streaming", "always"], "the caloflow family reads its training showers into memory"),
+])
+def test_train_input_that_cannot_be_used_is_one_error_line(workspace, tmp_path, options, message):
+    _, data = workspace
+    result = run("train", "caloflow-ds1-photon-teacher", "--data", data, *options, "--epochs", 1, *TINY,
+                 "--workdir", tmp_path / "run", "--output", tmp_path / "out", ok=False)
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "out").exists()

@@ -1,5 +1,7 @@
 """`calozoo train`: trains a registered model on a shower file and writes a versioned artifact with its card."""
 
+import glob
+
 import click
 import yaml
 
@@ -17,10 +19,25 @@ def _overrides(settings, option="--set"):
     return result
 
 
+def _data_files(patterns) -> list[str]:
+    """The --data values with shell-style patterns (`dataset_3_*.hdf5`) expanded, sorted, in the order given."""
+    files = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise click.BadParameter(f"no file matches '{pattern}'.", param_hint="--data")
+            files += matches
+        else:
+            files.append(pattern)
+    return files
+
+
 @click.command("train")
 @click.argument("name")
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
-              help="Training showers (CaloChallenge or CaloGAN HDF5).")
+@click.option("--data", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="Training showers (CaloChallenge or CaloGAN HDF5); repeat it, or give a quoted pattern, for "
+                   "several files (their rows one after the other: `--data dataset_3_1.hdf5 --data dataset_3_2.hdf5`).")
 @click.option("--epochs", type=int, default=None, help="Epochs of every trained part (default: the recipe's).")
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint in --workdir.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Checkpoints (default runs/NAME).")
@@ -38,19 +55,24 @@ def _overrides(settings, option="--set"):
 @click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute: one device, all local devices, or the workers of TF_CONFIG.")
+@click.option("--streaming", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Stream the showers from disk in blocks instead of reading them into memory; auto: for iCaloFlow "
+                   "input over 1 GiB of showers (the other families read into memory).")
 @allow_energy_range_option
 @reports_errors
 def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, training, heldout_fraction, seed,
-                  no_metrics, strategy, allow_energy_range):
+                  no_metrics, strategy, streaming, allow_energy_range):
     """Train model NAME on the showers in DATA (MeV); checkpoints every epoch, and writes NAME/vN to the user
     store (see `calozoo info NAME`; load it with NAME@user)."""
     from calozoo.training.recipe import train_to_artifact
 
     if epochs is not None and epochs < 1:
         raise click.BadParameter(f"must be >= 1; got {epochs}.", param_hint="--epochs")
-    directory = train_to_artifact(name, data, overrides=_overrides(settings), epochs=epochs, workdir=workdir,
+    files = _data_files(data)
+    directory = train_to_artifact(name, files if len(files) > 1 else files[0], overrides=_overrides(settings),
+                                  epochs=epochs, workdir=workdir,
                                   output_root=output_root, teacher=teacher, resume=resume,
                                   heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,
                                   strategy=strategy, training_overrides=_overrides(training, "--train-set"),
-                                  allow_energy_range=allow_energy_range)
+                                  allow_energy_range=allow_energy_range, streaming=streaming)
     click.echo(f"wrote {directory}")

@@ -9,15 +9,14 @@ epoch-mean KL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow, FlowPass
-from calozoo.training.likelihood import total_steps
+from calozoo.training.likelihood import batches_per_epoch, total_steps
 from calozoo.training.schedules import accumulation_schedule, make_schedule, optimizer_steps_per_epoch
-from calozoo.training.trainer import TrainingResult, chi2, train_loop
+from calozoo.training.trainer import TrainingResult, chi2, row_count, train_loop
 
 __all__ = ["guided_chi2", "pdd_loss", "student_kl", "adopt_permutations", "copy_variables",
            "train_by_distillation"]
@@ -92,13 +91,13 @@ def pdd_loss(teacher, student, x, condition, noise, noise_condition, beta=0.5, t
 
 
 def train_by_distillation(teacher: AutoregressiveRQSFlow, student: AutoregressiveRQSFlow,
-                          train_arrays: Sequence[np.ndarray], spec: dict, *, inputs: Callable, checkpoint_dir,
+                          train_arrays, spec: dict, *, inputs: Callable, checkpoint_dir,
                           resume: bool = False, seed: int = 0, progress: bool = True,
                           description: str = "student", strategy=None) -> TrainingResult:
     """Trains `student` by `pdd_loss` against the fixed `teacher`; the epoch with the lowest mean KL is kept.
 
     Args:
-        train_arrays: row-aligned arrays that `train_loop` batches.
+        train_arrays: row-aligned arrays that `train_loop` batches, or a batch source (streamed rows).
         spec: {'batch_size', 'epochs', 'schedule', optionally 'beta' (default 0.5), 'jit_compile' and
             'accumulation' (batches per optimizer step by epoch, `schedules.accumulation_schedule`; the schedule
             then counts optimizer steps and a multistep schedule's milestones fall at epoch starts).
@@ -118,13 +117,14 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
     epochs, batch_size = int(spec["epochs"]), int(spec["batch_size"])
     accumulation = accumulation_schedule(spec.get("accumulation"), epochs) if spec.get("accumulation") else None
     if accumulation is None:
-        schedule = make_schedule(spec["schedule"], total_steps(spec, len(train_arrays[0])))
+        schedule = make_schedule(spec["schedule"], total_steps(spec, row_count(train_arrays)))
     else:
-        epoch_steps = optimizer_steps_per_epoch(-(-len(train_arrays[0]) // batch_size), epochs, accumulation)
+        epoch_steps = optimizer_steps_per_epoch(batches_per_epoch(spec, row_count(train_arrays)), epochs,
+                                                accumulation)
         schedule = make_schedule(spec["schedule"], sum(epoch_steps), epoch_steps)
     return train_loop(holder, loss_fn, train_arrays, variables=student.trainable_variables,
                       epochs=epochs, batch_size=batch_size, learning_rate=schedule, accumulation=accumulation,
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
                       resume=resume, seed=seed, progress=progress, description=description,
                       jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
-                      strategy=strategy)
+                      strategy=strategy, max_steps_per_epoch=spec.get("max_steps_per_epoch"))

@@ -2,7 +2,9 @@
 
 Every step draws fresh noise (as the reference's data loader does per item): the flows see the raw showers,
 and `ICaloFlow.*_inputs` turn a batch into (x, condition) inside the compiled step. Flow-3 trains on one
-row per (shower, layer n = 1..44) pair, gathered from the showers in memory.
+row per (shower, layer n = 1..44) pair, gathered from the showers in memory, or, for showers on disk
+(`calozoo.data.stream.ShowerRows`, files larger than memory), streamed: Flow-2 and Flow-3 batches come from a
+shuffled tf.data pipeline over blocks of the files, and only Flow-1's layer energies (N x 45) are held in memory.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo.data.stream import ShowerBatches, ShowerRows
 from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow
 from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry
 from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
 from calozoo.training.likelihood import train_by_likelihood
 from calozoo.training.trainer import TrainingResult
 
-__all__ = ["TEACHER_TRAINING", "STUDENT_TRAINING", "train_icaloflow", "FlowData"]
+__all__ = ["TEACHER_TRAINING", "STUDENT_TRAINING", "train_icaloflow", "FlowData", "StreamedFlowData"]
 
 
 def _onecycle(max_lr, div_factor, **extra):
@@ -83,11 +86,15 @@ class FlowData:
         if flow_name == "first_layer_flow":
             (layer,) = self._symmetric(symmetry_seed, tf.cast(batch[0], model.dtype))
             return model.first_layer_inputs(layer, tf.cast(batch[1], model.dtype), seed)
-        rows, index = batch
-        layer, previous = self._symmetric(symmetry_seed, tf.gather_nd(self.layers, tf.stack([rows, index], axis=-1)),
-                                          tf.gather_nd(self.layers, tf.stack([rows, index - 1], axis=-1)))
-        incident = tf.gather(tf.constant(self.energies, model.dtype), rows)
+        layer, previous, incident, index = self._layer_batch(*batch)
+        layer, previous = self._symmetric(symmetry_seed, layer, previous)
         return model.layer_inputs(layer, previous, incident, index, seed)
+
+    def _layer_batch(self, rows, index):
+        """Flow-3's (layer n, layer n - 1, incident energy, n) of a batch of (shower row, n) pairs."""
+        layer = tf.gather_nd(self.layers, tf.stack([rows, index], axis=-1))
+        previous = tf.gather_nd(self.layers, tf.stack([rows, index - 1], axis=-1))
+        return layer, previous, tf.gather(tf.constant(self.energies, self.model.dtype), rows), index
 
     def _symmetric(self, seed, *layers):
         """With `augment_alpha`, the layers of each row rotated and mirrored in alpha alike (a random choice of
@@ -106,11 +113,97 @@ class FlowData:
                 for start in range(0, len(arrays[0]), chunk)]
 
 
+class StreamedFlowData(FlowData):
+    """`FlowData` of showers on disk: Flow-1's arrays (layer energies, incident energies; N x 46 numbers) are read
+    in one pass and held in memory, Flow-2 and Flow-3 batches are streamed (`ShowerBatches`), and the fixed
+    validation inputs are rebuilt block by block at every evaluation (the same noise each time)."""
+
+    def __init__(self, model: ICaloFlow, showers: ShowerRows, augment_alpha: bool = False):
+        self.model, self.showers, self.augment_alpha = model, showers, augment_alpha
+        self._energy_arrays = None
+
+    @property
+    def energies(self) -> np.ndarray:
+        return self.showers.incident_energies()
+
+    @property
+    def layer_energies(self) -> np.ndarray:
+        if self._energy_arrays is None:
+            self._energy_arrays = np.concatenate([self._layers(showers).sum(axis=-1)
+                                                  for _, _, showers in self.showers.blocks()])
+        return self._energy_arrays
+
+    def _layers(self, showers):
+        return np.asarray(showers, np.float64).reshape(-1, self.model.n_layers, self.model.layer_size)
+
+    def _first_layers(self, energies, showers):
+        return showers[:, : self.model.layer_size], energies
+
+    def _layer_pairs(self, energies, showers):
+        """(layer n, layer n - 1, incident energy, n) for n = 1..44 of every shower, graph ops."""
+        model = self.model
+        layers = tf.reshape(showers, [-1, model.n_layers, model.layer_size])
+        pairs = model.n_layers - 1
+        count = tf.shape(layers)[0] * pairs
+        index = tf.tile(tf.range(1, model.n_layers, dtype=tf.int64)[None], [tf.shape(layers)[0], 1])
+        return (tf.reshape(layers[:, 1:], [count, model.layer_size]),
+                tf.reshape(layers[:, :-1], [count, model.layer_size]),
+                tf.reshape(tf.repeat(energies, pairs, axis=0), [count, 1]), tf.reshape(index, [count]))
+
+    def arrays(self, flow_name: str):
+        """Flow-1: the row-aligned arrays in memory; Flow-2/3: a `ShowerBatches` stream of the same batch layout
+        as `inputs` takes (Flow-3: layer n, layer n - 1, incident energy, n)."""
+        if flow_name == "energy_flow":
+            return [self.layer_energies, self.energies]
+        if flow_name == "first_layer_flow":
+            return ShowerBatches(self.showers, self._first_layers, row_bytes=4 * self.model.layer_size)
+        return ShowerBatches(self.showers, self._layer_pairs, rows_per_shower=self.model.n_layers - 1,
+                             row_bytes=8 * self.model.layer_size)
+
+    def _layer_batch(self, layer, previous, incident, index):
+        dtype = self.model.dtype
+        return tf.cast(layer, dtype), tf.cast(previous, dtype), tf.cast(incident, dtype), index
+
+    def fixed_inputs(self, flow_name: str, seed: int, chunk: int = 2_000):
+        """(x, c) in chunks of at most `chunk` rows, block by block, noise from (`seed`, the chunk's first row),
+        rebuilt on every iteration (the same each time)."""
+        if flow_name == "energy_flow":
+            return super().fixed_inputs(flow_name, seed, chunk)
+        expand, per_shower = ((self._first_layers, 1) if flow_name == "first_layer_flow"
+                              else (self._layer_pairs, self.model.n_layers - 1))
+
+        def chunks():
+            for position, energies, showers in self.showers.blocks():
+                rows = expand(tf.constant(energies), tf.constant(showers))
+                for start in range(0, len(energies) * per_shower, chunk):
+                    yield self.inputs(flow_name, tf.constant([seed, position * per_shower + start], tf.int64),
+                                      *[r[start : start + chunk] for r in rows])
+
+        return _Reiterable(chunks)
+
+
+class _Reiterable:
+    """An iterable whose every iteration calls `make()` afresh."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __iter__(self):
+        return iter(self.make())
+
+
 def _validation_nll(flow, batches):
-    """Mean -log p over fixed (x, c) chunks, compiled once."""
+    """Mean -log p over fixed (x, c) chunks (a list, or an iterable re-read at every call), compiled once."""
     log_prob = tf.function(lambda x, c: tf.reduce_sum(flow.log_prob(x, c)), reduce_retracing=True)
-    count = sum(int(x.shape[0]) for x, _ in batches)
-    return lambda: -sum(float(log_prob(x, c)) for x, c in batches) / count
+
+    def nll():
+        total, count = 0, 0
+        for x, c in batches:
+            total += float(log_prob(x, c))
+            count += int(x.shape[0])
+        return -total / count
+
+    return nll
 
 
 def _train_teacher_flow(model, flow_name, train, valid, spec, checkpoint_dir, resume, seed, progress,
@@ -160,6 +253,8 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
     calozoo.preprocessing.symmetry); the validation rows are never augmented.
 
     Args:
+        showers: (N, V) MeV in memory, or a `calozoo.data.stream.ShowerRows` (rows of files on disk, streamed;
+            `energies` is then ignored: the files' own are used).
         settings: per-flow {'batch_size', 'epochs', 'schedule', ('beta')} overriding the paper recipe.
         epochs: overrides every flow's epoch count.
         parts: the flows to train (default: all of the role's).
@@ -182,9 +277,15 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
     order = np.random.default_rng(seed).permutation(len(showers))
     n_val = int(round(settings["validation_fraction"] * len(showers)))
     augment = bool(settings.get("augment_alpha", False))
-    train = FlowData(model, showers[order[n_val:]], energies[order[n_val:]], augment_alpha=augment)
+
+    def flow_data(positions, augment_alpha=False):
+        if isinstance(showers, ShowerRows):  # on disk: `energies` are those of its rows
+            return StreamedFlowData(model, showers.take(positions), augment_alpha=augment_alpha)
+        return FlowData(model, showers[positions], energies[positions], augment_alpha=augment_alpha)
+
+    train = flow_data(order[n_val:], augment)
     if model.config.role == "teacher":
-        valid = FlowData(model, showers[order[:n_val]], energies[order[:n_val]])
+        valid = flow_data(order[:n_val])
         return {name: _train_teacher_flow(model, name, train, valid, settings[name], checkpoint_dir, resume, seed,
                                           progress, strategy) for name in parts}
     adopt_teacher_parts(student=model, teacher=teacher)

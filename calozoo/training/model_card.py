@@ -31,6 +31,13 @@ def _metric_lines(metrics: dict) -> list[str]:
     return lines
 
 
+def _files(file) -> str:
+    """`file: `a.h5`` for one training file, `files: `a.h5`, `b.h5`` for several."""
+    if isinstance(file, list):
+        return "files: " + ", ".join(f"`{name}`" for name in file)
+    return f"file: `{file}`"
+
+
 def render_model_card(name: str, description: str, metadata: dict, retrain_command: str) -> str:
     """Markdown: what the model is, what it was trained on, how long, how big, how good, how to retrain."""
     data = metadata["training_data"]
@@ -42,7 +49,7 @@ def render_model_card(name: str, description: str, metadata: dict, retrain_comma
         "",
         "## Training data",
         "",
-        f"- file: `{data.get('file')}` ({data.get('n_showers')} showers; {data.get('n_train')} used for training"
+        f"- {_files(data.get('file'))} ({data.get('n_showers')} showers; {data.get('n_train')} used for training"
         f", {data.get('n_heldout', 0)} held out for the metrics below)",
         f"- **{'SYNTHETIC showers (calozoo.data.synthetic), not GEANT4' if synthetic else 'GEANT4 showers'}**"
         + (": these weights demonstrate the pipeline; they are not a physics model of the real detector."

@@ -1,7 +1,13 @@
 """From a registered name and a shower file to a versioned artifact: split, train, measure, write the card.
 
-The held-out rows (a seeded split of the file) are never seen by training; the model card's metrics come from
-them. The split's seed and fraction are stored in the metadata, so the metrics can be recomputed later.
+The held-out rows (a seeded split of the file, or of several files' rows one after the other) are never seen by
+training; the model card's metrics come from them. The split's seed and fraction are stored in the metadata, so the
+metrics can be recomputed later.
+
+Input larger than `STREAM_ABOVE_BYTES` (float32 showers) is streamed from disk for the families that can
+(`STREAMING_FAMILIES`): the splits are row indices, and training reads blocks of rows (calozoo.data.stream); the
+other families (CaloFlow, CaloMan: DS1 and CaloGAN files of at most a few hundred MB; L2LFlow and CaloPointFlow,
+whose preprocessing statistics and per-layer maxima are measured on every training shower at once) read it all.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import h5py
 import numpy as np
 
 from calozoo.artifacts import artifact_versions, library_versions, write_artifact
-from calozoo.data.files import read_showers, train_validation_split
+from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_validation_split
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
 from calozoo.training.model_card import render_model_card
 
-__all__ = ["default_output_root", "heldout_rows", "with_training_overrides", "retrain_command", "portable_command",
+__all__ = ["default_output_root", "heldout_rows", "heldout_sample", "use_streaming", "STREAMING_FAMILIES",
+           "STREAM_ABOVE_BYTES", "MAX_HELDOUT_BYTES", "with_training_overrides", "retrain_command", "portable_command",
            "portable_data_path", "train_to_artifact",
            "model_card_metrics", "refresh_model_card"]
 
@@ -31,9 +38,68 @@ def default_output_root() -> Path:
     return artifact_roots()[USER]
 
 
+STREAMING_FAMILIES = frozenset({"icaloflow"})
+STREAM_ABOVE_BYTES = 2**30  # of float32 showers: the official DS2 (2.6 GB) and DS3 (2 x 8 GB) files stream
+MAX_HELDOUT_BYTES = 2**30  # held-out showers the card's metrics read at most (a seeded sample beyond)
+
+
+def _data_paths(data) -> list[str]:
+    """One path or a sequence of paths as a list of path strings (as given)."""
+    import os
+
+    return [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else [os.fspath(p) for p in data]
+
+
 def _file_is_synthetic(path) -> bool:
     with h5py.File(path, "r") as handle:
         return bool(handle.attrs.get("synthetic", False))
+
+
+def _shower_bytes(paths) -> int | None:
+    """float32 bytes of the CaloChallenge files' showers; None if a file is not one (CaloGAN: read in memory)."""
+    total = 0
+    for path in paths:
+        with open_hdf5(path) as handle:
+            if SHOWER_KEY not in handle:
+                return None
+            total += int(np.prod(handle[SHOWER_KEY].shape)) * 4
+    return total
+
+
+def use_streaming(family: str, paths, streaming: str = "auto") -> bool:
+    """Whether training streams its input: "never", "always" (a CalozooError for a family that cannot), or
+    "auto": a streaming family and more than `STREAM_ABOVE_BYTES` of showers."""
+    if streaming not in ("auto", "always", "never"):
+        raise CalozooError(f"streaming must be 'auto', 'always' or 'never'; got {streaming!r}.")
+    if streaming == "never" or (streaming == "auto" and family not in STREAMING_FAMILIES):
+        return False
+    size = _shower_bytes(paths)
+    if streaming == "always" and (family not in STREAMING_FAMILIES or size is None):
+        raise CalozooError(f"the {family} family reads its training showers into memory (streamed: "
+                           f"{sorted(STREAMING_FAMILIES)}, CaloChallenge files only); use --streaming auto or never.")
+    return streaming == "always" or (size is not None and size > STREAM_ABOVE_BYTES)
+
+
+def _read_all(paths, n_voxels) -> tuple[np.ndarray, np.ndarray]:
+    """(energies, showers) of every file in memory, one file after the other."""
+    parts = [read_showers(path, n_voxels=n_voxels) for path in paths]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([e for e, _ in parts]), np.concatenate([s for _, s in parts])
+
+
+def _read_rows(paths, rows, n_voxels) -> tuple[np.ndarray, np.ndarray]:
+    """(energies, showers) of the global `rows` (sorted) of the files; CaloChallenge files block by block."""
+    from calozoo.data.stream import ShowerFiles, ShowerRows
+
+    if _shower_bytes(paths) is None:
+        energies, showers = _read_all(paths, n_voxels)
+        return energies[rows], showers[rows]
+    files = ShowerFiles(paths, n_voxels)
+    try:
+        return ShowerRows(files, np.asarray(rows)).read_all()
+    finally:
+        files.close()
 
 
 def heldout_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,9 +151,12 @@ def portable_data_path(path) -> str:
 
 
 def retrain_command(name: str, data_path, metadata: dict, epochs: int | None = None, teacher: str | None = None) -> str:
-    """The `calozoo train` command line that reproduces an artifact from its metadata, shell-quoted."""
+    """The `calozoo train` command line that reproduces an artifact from its metadata, shell-quoted (one `--data`
+    per training file)."""
     data = metadata["training_data"]
-    parts = ["calozoo", "train", name, "--data", portable_data_path(data_path)]
+    parts = ["calozoo", "train", name]
+    for path in _data_paths(data_path):
+        parts += ["--data", portable_data_path(path)]
     if epochs is not None:
         parts += ["--epochs", str(epochs)]
     parts += ["--seed", str(data["split_seed"])]
@@ -161,23 +230,41 @@ def _teacher_reference(teacher) -> str | None:
     return directory.parent.name + (f"@{USER}" if origin == USER else "")
 
 
+def heldout_sample(rows: np.ndarray, n_voxels: int, seed: int) -> np.ndarray:
+    """The held-out rows the card's metrics use: all of them up to `MAX_HELDOUT_BYTES` of float32 showers, else a
+    seeded random subset of that size (sorted), so a card of the official DS3 files needs a bounded memory."""
+    limit = max(1, MAX_HELDOUT_BYTES // (4 * n_voxels))
+    if len(rows) <= limit:
+        return rows
+    return np.sort(np.random.default_rng([seed, 1]).choice(rows, size=limit, replace=False))
+
+
+def _row_count(paths) -> int:
+    from calozoo.data.files import read_incident_energies
+
+    return sum(len(read_incident_energies(path)) for path in paths)
+
+
 def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: int) -> dict:
-    """Metrics of `model` on the held-out rows of `data_path` (see calozoo.evaluation.heldout)."""
+    """Metrics of `model` on the held-out rows of `data_path` (one file or several, one after the other; at most
+    `MAX_HELDOUT_BYTES` of them, see `heldout_sample`) (see calozoo.evaluation.heldout)."""
     from calozoo.evaluation.heldout import heldout_metrics
 
-    energies, showers = read_showers(data_path, n_voxels=model.n_voxels)
-    _, rows = heldout_rows(len(energies), heldout_fraction, split_seed)
-    return heldout_metrics(model, showers[rows], energies[rows])
+    paths = _data_paths(data_path)
+    _, rows = heldout_rows(_row_count(paths), heldout_fraction, split_seed)
+    energies, showers = _read_rows(paths, heldout_sample(rows, model.n_voxels, split_seed), model.n_voxels)
+    return heldout_metrics(model, showers, energies)
 
 
 def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
                       workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
                       seed: int = 0, progress: bool = True, with_metrics: bool = True,
                       strategy: str = "none", training_overrides: dict | None = None,
-                      allow_energy_range: bool = False) -> Path:
+                      allow_energy_range: bool = False, streaming: str = "auto") -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
+        data_path: a shower file, or several (their rows one after the other: the split is over all of them).
         overrides: config entries that differ from the paper configuration (a compact model: `{"hidden": 32}`).
         epochs: overrides every trained part's epoch count.
         workdir: checkpoints (one per epoch; `resume=True` continues from them).
@@ -186,6 +273,9 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         training_overrides: dotted paths into the YAML's training recipe (see `with_training_overrides`).
         allow_energy_range: accept incident energies outside the dataset's simulated range (see
             calozoo.data.geometry.check_incident_energy_range); otherwise they raise EnergyRangeError.
+        streaming: "auto", "always" or "never" (see `use_streaming`): stream the showers from disk rather than
+            read them into memory; same split, the same seed gives the same batches (not those of the in-memory
+            path).
     """
     import contextlib
 
@@ -198,34 +288,47 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     recipe = with_training_overrides(entry.training, training_overrides)
     with distribution.scope() if distribution is not None else contextlib.nullcontext():
         model = family.build(config)
-    energies, showers = read_showers(data_path, n_voxels=load_geometry(model.dataset).n_voxels)
+    paths = _data_paths(data_path)
+    n_voxels = load_geometry(model.dataset).n_voxels
+    streamed = use_streaming(entry.family, paths, streaming)
+    if streamed:
+        from calozoo.data.stream import ShowerFiles, ShowerRows
+
+        files = ShowerFiles(paths, n_voxels)
+        energies = files.incident_energies()
+    else:
+        energies, showers = _read_all(paths, n_voxels)
     if not allow_energy_range:
-        check_incident_energy_range(energies, model.dataset, f"{data_path}: incident_energies")
+        check_incident_energy_range(energies, model.dataset, f"{', '.join(paths)}: incident_energies")
     train_rows, held_rows = heldout_rows(len(energies), heldout_fraction, seed)
+    training_showers = ShowerRows(files, train_rows) if streamed else showers[train_rows]
     workdir = worker_checkpoint_dir(workdir or Path("runs") / name)
     kwargs = {}
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
-    results = family.train(model, showers[train_rows], energies[train_rows], str(workdir), settings=recipe,
+    results = family.train(model, training_showers, energies[train_rows], str(workdir), settings=recipe,
                            epochs=epochs, resume=resume, seed=seed, progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
+    if streamed:
+        files.close()
     if worker_index() != 0:  # every worker holds the same weights; the chief writes the artifact
         return workdir
-    synthetic = _file_is_synthetic(data_path)
+    synthetic = all(_file_is_synthetic(path) for path in paths)
     metadata = {
         "num_params": model.num_params,
         "config_changes": _config_changes(entry.config, config),
         "training_overrides": dict(training_overrides or {}),
-        "training_data": {"file": str(data_path), "n_showers": int(len(energies)), "n_train": int(len(train_rows)),
+        "training_data": {"file": paths[0] if len(paths) == 1 else paths,
+                          "n_showers": int(len(energies)), "n_train": int(len(train_rows)), "streamed": streamed,
                           "n_heldout": int(len(held_rows)), "heldout_fraction": heldout_fraction, "split_seed": seed,
                           "synthetic": synthetic,
                           "description": "synthetic showers (calozoo.data.synthetic)" if synthetic else "GEANT4 showers"},
         "training": {part: result.to_dict() for part, result in results.items()},
         "training_wall_time_s": wall,
-        "metrics": model_card_metrics(model, data_path, heldout_fraction, seed) if with_metrics else {},
+        "metrics": model_card_metrics(model, paths, heldout_fraction, seed) if with_metrics else {},
     }
-    command = retrain_command(name, data_path, metadata, epochs=epochs,
+    command = retrain_command(name, paths, metadata, epochs=epochs,
                               teacher=_teacher_reference(kwargs.get("teacher")))
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
@@ -240,7 +343,7 @@ def refresh_model_card(directory, data_path=None) -> dict:
 
     Args:
         directory: an artifact directory `<root>/<name>/v<N>`.
-        data_path: the training file, if it moved since training (default: the path in the metadata).
+        data_path: the training file (or files), if it moved since training (default: the path(s) in the metadata).
     Returns:
         the new metrics.
     """

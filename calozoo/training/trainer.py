@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ import tensorflow as tf
 import tf_keras
 from tqdm.auto import tqdm
 
-__all__ = ["TrainingResult", "train_loop", "chi2"]
+__all__ = ["TrainingResult", "train_loop", "chi2", "row_count"]
 
 
 @dataclasses.dataclass
@@ -39,11 +40,21 @@ def chi2(a, b):
     return tf.reduce_mean(tf.reduce_sum(difference**2, axis=-1))
 
 
-def _batches(arrays: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator):
-    order = rng.permutation(len(arrays[0]))
+def row_count(train_arrays) -> int:
+    """Rows per epoch of `train_loop`'s training data: row-aligned arrays, or a batch source with `n_rows`."""
+    return train_arrays.n_rows if hasattr(train_arrays, "batches") else len(train_arrays[0])
+
+
+def _batches(train_arrays, batch_size: int, seed: int, epoch: int):
+    """The epoch's batches: a seeded permutation of in-memory arrays, or those of a batch source (streamed rows,
+    see calozoo.data.stream.ShowerBatches) for the same seed and epoch."""
+    if hasattr(train_arrays, "batches"):
+        yield from train_arrays.batches(batch_size, seed, epoch)
+        return
+    order = np.random.default_rng([seed, epoch]).permutation(len(train_arrays[0]))
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        yield [a[index] for a in arrays]
+        yield [a[index] for a in train_arrays]
 
 
 def _make_step(loss_fn, variables, optimizer, strategy, jit_compile=False):
@@ -124,7 +135,7 @@ def _run_epoch(batches, step, accumulator, group: int, bar):
 def train_loop(
     module: tf.Module,
     loss_fn: Callable,
-    train_arrays: Sequence[np.ndarray],
+    train_arrays,
     *,
     epochs: int,
     batch_size: int,
@@ -142,14 +153,18 @@ def train_loop(
     clip_norm: float | None = None,
     accumulation: Callable[[int], int] | None = None,
     weight_decay: float | None = None,
+    max_steps_per_epoch: int | None = None,
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
     After every epoch `evaluate(mean monitor of the epoch)` gives the selection metric (lower is better); the epoch with the lowest
     one is kept in `<checkpoint_dir>/best`, and the whole state (weights, optimizer, epoch, history) in
     `<checkpoint_dir>/last`, so a killed run resumed with `resume=True` loses at most the current epoch.
-    At the end the best weights are loaded into `module`. `jit_compile=True` compiles the step with XLA,
-    which fuses the many small elementwise ops of spline flows (about 2x faster on CPU).
+    At the end the best weights are loaded into `module`. `train_arrays` are row-aligned arrays (a seeded
+    permutation of their rows per epoch) or a batch source such as `calozoo.data.stream.ShowerBatches` (rows
+    streamed from disk): an object with `n_rows` and `batches(batch_size, seed, epoch)`, seeded alike.
+    `jit_compile=True` compiles the step with XLA, which fuses the many small elementwise ops of spline flows
+    (about 2x faster on CPU).
 
     With a `strategy` (see `calozoo.training.distribute.make_strategy`; build `module` inside its scope) every
     batch is cut into one slice per replica, each replica takes the gradient of its slice's loss divided by the
@@ -162,6 +177,8 @@ def train_loop(
     optimizer steps, not batches. Not combined with a `strategy`.
 
     With `weight_decay` the optimizer is AdamW (decoupled weight decay, lr x weight_decay per step, as PyTorch's).
+
+    `max_steps_per_epoch` ends every epoch after that many batches (quick checks on large input).
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -190,11 +207,13 @@ def train_loop(
             raise ValueError("Gradient `accumulation` and a distribution `strategy` are not supported together.")
         accumulator = _AccumulatingStep(loss_fn, variables, optimizer, jit_compile)
 
-    steps_per_epoch = -(-len(train_arrays[0]) // batch_size)
+    steps_per_epoch = -(-row_count(train_arrays) // batch_size)
+    if max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, int(max_steps_per_epoch))
     for epoch in range(int(epoch_var.numpy()), epochs):
         started = time.perf_counter()
-        rng = np.random.default_rng([seed, epoch])
-        bar = tqdm(_batches(train_arrays, batch_size, rng), total=steps_per_epoch, disable=not progress,
+        batches = itertools.islice(_batches(train_arrays, batch_size, seed, epoch), steps_per_epoch)
+        bar = tqdm(batches, total=steps_per_epoch, disable=not progress,
                    desc=f"{description} {epoch + 1}/{epochs}", leave=False)
         group = accumulation(epoch) if accumulation is not None else 1
         losses, monitors = _run_epoch(bar, step, accumulator, group, bar)
