@@ -60,7 +60,8 @@ def _autoencoder_training(model: CaloMan, voxels, labels, val_voxels, val_labels
                       checkpoint_dir=checkpoint_dir, evaluate=lambda _: float(reconstruction()),
                       metric_name="validation_l2_reconstruction", resume=resume, seed=seed, progress=progress,
                       description="autoencoder", jit_compile=bool(spec.get("jit_compile", False)),
-                      clip_norm=spec.get("clip_norm"), max_steps_per_epoch=spec.get("max_steps_per_epoch"))
+                      clip_norm=spec.get("clip_norm"), max_steps_per_epoch=spec.get("max_steps_per_epoch"),
+                      patience=spec.get("patience"))
 
 
 def encoder_means(model: CaloMan, voxels, labels, batch_size: int = 10_000) -> np.ndarray:

@@ -82,5 +82,6 @@ def train_calopointflow(model: CaloPointFlow, showers, energies, checkpoint_dir,
                         evaluate=lambda _: _validation(),
                         metric_name="validation_loss", resume=resume, seed=seed, progress=progress,
                         description="CaloPointFlow", clip_norm=spec.get("clip_norm"),
-                        weight_decay=spec.get("weight_decay"), max_steps_per_epoch=spec.get("max_steps_per_epoch"))
+                        weight_decay=spec.get("weight_decay"), max_steps_per_epoch=spec.get("max_steps_per_epoch"),
+                      patience=spec.get("patience"))
     return {"elbo": result}

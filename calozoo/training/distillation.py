@@ -127,4 +127,5 @@ def train_by_distillation(teacher: AutoregressiveRQSFlow, student: Autoregressiv
                       checkpoint_dir=checkpoint_dir, evaluate=lambda mean_kl: mean_kl, metric_name="kl",
                       resume=resume, seed=seed, progress=progress, description=description,
                       jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
-                      strategy=strategy, max_steps_per_epoch=spec.get("max_steps_per_epoch"))
+                      strategy=strategy, max_steps_per_epoch=spec.get("max_steps_per_epoch"),
+                      patience=spec.get("patience"))

@@ -47,4 +47,5 @@ def train_by_likelihood(flow, train_arrays, spec: dict, *, validation_nll: Calla
                       metric_name="validation_nll", resume=resume, seed=seed, progress=progress,
                       description=description, jit_compile=bool(spec.get("jit_compile", False)) and strategy is None,
                       strategy=strategy, clip_norm=spec.get("clip_norm"),
-                      max_steps_per_epoch=spec.get("max_steps_per_epoch"))
+                      max_steps_per_epoch=spec.get("max_steps_per_epoch"),
+                      patience=spec.get("patience"))

@@ -132,6 +132,14 @@ def _run_epoch(batches, step, accumulator, group: int, bar):
     return losses, monitors
 
 
+def _patience_exhausted(history: list[dict], metric_name: str, patience: int | None) -> bool:
+    """True when the last `patience` epochs of `history` all came after its best one (early stopping)."""
+    if not patience or not history:
+        return False
+    best_index = min(range(len(history)), key=lambda i: history[i][metric_name])
+    return len(history) - 1 - best_index >= int(patience)
+
+
 def train_loop(
     module: tf.Module,
     loss_fn: Callable,
@@ -154,6 +162,7 @@ def train_loop(
     accumulation: Callable[[int], int] | None = None,
     weight_decay: float | None = None,
     max_steps_per_epoch: int | None = None,
+    patience: int | None = None,
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
@@ -179,6 +188,8 @@ def train_loop(
     With `weight_decay` the optimizer is AdamW (decoupled weight decay, lr x weight_decay per step, as PyTorch's).
 
     `max_steps_per_epoch` ends every epoch after that many batches (quick checks on large input).
+    `patience` stops early once that many epochs in a row have not improved on the best metric (a resumed run
+    that had stopped stays stopped); the best epoch's weights are loaded as always.
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -211,6 +222,8 @@ def train_loop(
     if max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, int(max_steps_per_epoch))
     for epoch in range(int(epoch_var.numpy()), epochs):
+        if _patience_exhausted(history, metric_name, patience):
+            break
         started = time.perf_counter()
         batches = itertools.islice(_batches(train_arrays, batch_size, seed, epoch), steps_per_epoch)
         bar = tqdm(batches, total=steps_per_epoch, disable=not progress,

@@ -108,3 +108,15 @@ def test_weight_decay_uses_decoupled_adamw(tmp_path):
     train_loop(module, zero_loss, _data(), epochs=1, batch_size=16, learning_rate=0.1, checkpoint_dir=tmp_path,
                evaluate=lambda monitor: monitor, metric_name="zero", progress=False, weight_decay=0.5)
     np.testing.assert_allclose(module.w.numpy(), 2.0 * (1.0 - 0.1 * 0.5) ** 4, rtol=1e-6)
+
+
+def test_early_stopping_after_patience_epochs_without_improvement_and_a_resume_stays_stopped(tmp_path):
+    metrics = iter([5.0, 3.0, 4.0, 4.5, 2.0, 1.0, 0.5, 0.2])  # best at epoch 2, then two worse epochs
+    common = dict(epochs=8, batch_size=16, learning_rate=1e-2, checkpoint_dir=tmp_path, metric_name="m", patience=2,
+                  progress=False)
+    module = Line()
+    result = train_loop(module, _loss(module), _data(), evaluate=lambda _: next(metrics), **common)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert result.best_epoch == 2
+    resumed = train_loop(Line(), _loss(module), _data(), evaluate=lambda _: 0.0, resume=True, **common)
+    assert resumed.epochs == 4 and resumed.best_epoch == 2
