@@ -4,7 +4,7 @@ GPU table (CALOGAN.md section 4).
 Usage: python benchmarks/caloflow_calogan_timing.py [--out caloflow_calogan_timing.json] [--quick]
 
 Times the paper-size e+ teacher (H 378) and student (H 504), randomly initialised (speed does not depend on the
-weights), in float32 at batch 10 / 100 / 1 000 / 10 000 by the challenge protocol (calozoo.evaluation.timing: warm-up,
+weights), in float32 at batch 10 / 100 / 1 000 / 10 000 by the challenge protocol (calozoo.workflow.timing: warm-up,
 then repetitions, mean ± std ms per shower, no model loading or file I/O). The teacher samples sequentially over all
 504 voxels of each of its 8 blocks, so it gets fewer repetitions. The three particles share one architecture, so one
 particle is timed.
@@ -12,7 +12,7 @@ particle is timed.
 
 import argparse
 
-from calozoo.evaluation.timing import time_runs
+from calozoo.workflow.timing import time_runs
 
 BATCHES = (10, 100, 1_000, 10_000)
 # (role, repeats, warm-up) per batch size; the seed's TITAN V numbers, ms per shower.

@@ -4,13 +4,13 @@ Usage: python benchmarks/caloflow_ds1.py [--out results.json] [--quick]
 
 Times the paper-size student (random weights: speed does not depend on them) and teacher and the shipped compact
 artifacts at batch 1 / 100 / 10 000 in float32: warm-up, then repetitions, mean ± std ms per shower, excluding
-model loading and file I/O (calozoo.evaluation.timing). The teacher samples sequentially over every voxel of every
+model loading and file I/O (calozoo.workflow.timing). The teacher samples sequentially over every voxel of every
 block, so its large batches get fewer repetitions (said in the output).
 """
 
 import argparse
 
-from calozoo.evaluation.timing import time_runs
+from calozoo.workflow.timing import time_runs
 
 # (name, paper size?, batch sizes, repeats)
 RUNS = [

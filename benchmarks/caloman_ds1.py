@@ -5,13 +5,13 @@ Usage: python benchmarks/caloman_ds1.py [--out results.json] [--quick]
 Times the paper-size models (random weights: speed does not depend on them; the registered configurations,
 17.1 M / 16.0 M generation parameters) and the shipped compact artifacts at batch 1 / 100 / 10 000 in float32:
 warm-up, then repetitions, mean ± std ms per shower, excluding model loading and file I/O
-(calozoo.evaluation.timing). The published CPU times of CaloMan photons are 186.5 / 3.196 / 1.462 ms per shower,
+(calozoo.workflow.timing). The published CPU times of CaloMan photons are 186.5 / 3.196 / 1.462 ms per shower,
 pions 605.5 / 12.1 / 7.383 (../shared/calochallenge/RESULTS.md).
 """
 
 import argparse
 
-from calozoo.evaluation.timing import time_runs
+from calozoo.workflow.timing import time_runs
 
 # (name, paper size?)
 RUNS = [("caloman-ds1-photon", True), ("caloman-ds1-pion", True), ("caloman-ds1-photon", False),

@@ -8,7 +8,7 @@ d{2,3}_II configuration at batch 100 and 10 000 (random weights; speed depends o
 the conditional flow draws, which follows the frozen preprocessing statistics, so those are first fitted to the GEANT4
 showers of ../shared/geant4/ as training would fit them, and the random flow then draws realistic hit counts):
 warm-up, then repetitions, mean ± std
-ms per shower, excluding model loading and file I/O (calozoo.evaluation.timing). CaloPointFlow's graph has a data-
+ms per shower, excluding model loading and file I/O (calozoo.workflow.timing). CaloPointFlow's graph has a data-
 dependent number of points, so it runs without XLA whatever `jit_compile` says. The published CPU times
 (RESULTS.md, submission 23) are 161.1 / 132.6 ms per shower (DS2) and 308.5 ms (DS3, batch 100).
 """
@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from calozoo.data.files import read_showers
-from calozoo.evaluation.timing import time_runs
+from calozoo.workflow.timing import time_runs
 
 GEANT4 = Path(__file__).resolve().parents[2] / "shared" / "geant4"
 

@@ -4,14 +4,14 @@ Usage: python benchmarks/icaloflow_timing.py [--out icaloflow_timing.json] [--qu
 
 Times the paper-size students (random weights: speed does not depend on them) and the shipped compact artifacts at
 batch 100 and 10 000 in float32 (XLA): warm-up, then repetitions, mean ± std ms per shower, excluding model loading and
-file I/O (calozoo.evaluation.timing). The published CPU times (MODELS.md, iCaloFlow) are 135 / 78 ms per shower (DS2
+file I/O (calozoo.workflow.timing). The published CPU times (MODELS.md, iCaloFlow) are 135 / 78 ms per shower (DS2
 student) and 455 / 446 ms (DS3 student) at batch 100 / 10 000; the issue's target is 5x below them. The paper-size DS3
 student at batch 10 000 takes about 20 minutes per call on 2 cores.
 """
 
 import argparse
 
-from calozoo.evaluation.timing import time_runs
+from calozoo.workflow.timing import time_runs
 
 PUBLISHED_MS = {"2": {100: 135.0, 10_000: 78.0}, "3": {100: 455.0, 10_000: 446.0}}
 # (name, paper size?, batch sizes, repeats)

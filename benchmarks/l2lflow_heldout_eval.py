@@ -17,7 +17,7 @@ from pathlib import Path
 import calozoo as zoo
 from calozoo.data.files import read_showers, write_showers
 from calozoo.evaluation.evaluate import evaluate, summary_rows
-from calozoo.training.recipe import heldout_rows
+from calozoo.workflow.recipe import heldout_rows
 
 FILES = {"2": "/work/shared/geant4/ds2_electrons_g4_train.h5", "3": "/work/shared/geant4/ds3_electrons_g4_train.h5"}
 NAMES = ["l2lflow-ds2-electron", "l2lflow-ds3-electron", "icaloflow-ds2-electron-student"]

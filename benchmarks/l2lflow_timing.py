@@ -4,14 +4,14 @@ issue's closing note (published ConvL2LFlow DS3: CPU batch 100 371 ms/shower; A1
 Usage: python benchmarks/l2lflow_timing.py [--out results.json] [--quick] [--paper]
 
 Times the shipped compact artifacts at batch 1 / 100 (10 repetitions after 2 warm-up calls) and 10 000 (3 after 1),
-XLA-compiled sampler, float32: mean ± std ms per shower, excluding model loading and file I/O (calozoo.evaluation.timing).
+XLA-compiled sampler, float32: mean ± std ms per shower, excluding model loading and file I/O (calozoo.workflow.timing).
 `--paper` adds the paper-size models (45 causal flows, random weights: speed does not depend on them) at
 batch 1 and 100 with 3 repetitions, without XLA (compiling 45 flows takes long); `--quick` drops batch 10 000.
 """
 
 import argparse
 
-from calozoo.evaluation.timing import time_runs
+from calozoo.workflow.timing import time_runs
 
 # (name, paper size?, batch sizes, repeats, warm-up calls, jit_compile)
 RUNS = [

@@ -14,7 +14,7 @@ from calozoo.data.files import read_showers
 from calozoo.data.geometry import load_geometry
 from calozoo.data.synthetic import synthesize_showers
 from calozoo.evaluation.separation import separation_powers, summarize_separation
-from calozoo.training.recipe import heldout_rows
+from calozoo.workflow.recipe import heldout_rows
 
 
 def main():

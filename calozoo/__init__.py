@@ -7,7 +7,7 @@
 `import calozoo` is cheap: TensorFlow and the model families are imported on first use of the API below.
 """
 
-__version__ = "0.1.0"
+from calozoo._version import __version__
 
 __all__ = ["list_models", "load", "create", "get_entry", "find_artifact", "__version__"]
 

@@ -94,9 +94,9 @@ def library_versions() -> dict:
     import tensorflow_probability as tfp
     import tf_keras
 
-    import calozoo
+    from calozoo._version import __version__
 
-    return {"calozoo": calozoo.__version__, "tensorflow": tf.__version__, "tensorflow_probability": tfp.__version__,
+    return {"calozoo": __version__, "tensorflow": tf.__version__, "tensorflow_probability": tfp.__version__,
             "tf_keras": tf_keras.__version__, "numpy": np.__version__, "h5py": h5py.__version__}
 
 

@@ -122,13 +122,20 @@ class Registry:
 
     def __init__(self):
         self._families: dict[str, Family] = {}
+        self._builtins_registered = False
         self._entries: dict[str, ModelEntry] | None = None
 
     @property
     def families(self) -> dict[str, Family]:
-        """The registered families (calozoo.models, imported here on first use, registers the built-in ones)."""
-        import calozoo.models  # noqa: F401
+        """The registered families: the built-in ones (builders from calozoo.models, trainers from
+        calozoo.training, imported here on first use) and any added with `register_family`."""
+        if not self._builtins_registered:
+            from calozoo.models import BUILDERS
+            from calozoo.training import TRAINERS
 
+            self._builtins_registered = True
+            for name, build in BUILDERS.items():
+                self.register_family(Family(name, build, TRAINERS.get(name)))
         return self._families
 
     def register_family(self, family: Family) -> None:

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from calozoo.training.recipe import portable_command
+from calozoo.workflow.recipe import portable_command
 
 
 def requote(card_path: Path) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from calozoo.training.recipe import train_to_artifact
+from calozoo.workflow.recipe import train_to_artifact
 
 DATA = {"2": "/work/shared/geant4/ds2_electrons_g4_train.h5", "3": "/work/shared/geant4/ds3_electrons_g4_train.h5"}
 COMPACT = dict(layer_flows="shared", hidden=8, num_blocks=2, energy_hidden=32, energy_blocks=4)

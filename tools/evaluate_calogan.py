@@ -40,7 +40,7 @@ def evaluate_calogan_command(data, roles, n_showers, nll_showers, full, seed, ou
     from pathlib import Path
 
     from calozoo.errors import CalozooError
-    from calozoo.evaluation.calogan import evaluate_calogan_models
+    from calozoo.workflow.calogan_evaluation import evaluate_calogan_models
 
     chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
     if not chosen or any(r not in ("teacher", "student") for r in chosen):

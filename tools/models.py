@@ -105,7 +105,7 @@ def info_command(name):
 def card_command(name, data, version):
     """Recompute the held-out metrics of NAME's artifact (same file, same split) and rewrite its model card."""
     import calozoo as zoo
-    from calozoo.training.recipe import refresh_model_card
+    from calozoo.workflow.recipe import refresh_model_card
 
     directory = zoo.find_artifact(name, version)
     metrics = refresh_model_card(directory, data)

@@ -34,7 +34,7 @@ def time_command(name, batch_sizes, repeats, warmup, paper_size, use_float64, th
     import tensorflow as tf
 
     import calozoo as zoo
-    from calozoo.evaluation.timing import time_generation
+    from calozoo.workflow.timing import time_generation
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

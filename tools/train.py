@@ -64,7 +64,7 @@ def train_command(name, data, epochs, resume, workdir, output_root, teacher, set
                   no_metrics, strategy, streaming, allow_energy_range):
     """Train model NAME on the showers in DATA (MeV); checkpoints every epoch, and writes NAME/vN to the user
     store (see `calozoo info NAME`; load it with NAME@user)."""
-    from calozoo.training.recipe import train_to_artifact
+    from calozoo.workflow.recipe import train_to_artifact
 
     if epochs is not None and epochs < 1:
         raise click.BadParameter(f"must be >= 1; got {epochs}.", param_hint="--epochs")

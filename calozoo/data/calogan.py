@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calozoo.data.files import open_hdf5, validate_incident_energies, validate_showers
+from calozoo.data.hdf5 import open_hdf5, validate_incident_energies, validate_showers
 from calozoo.data.geometry import load_geometry
 from calozoo.errors import ShowerFileError
 

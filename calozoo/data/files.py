@@ -16,6 +16,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from calozoo.data import calogan
+from calozoo.data.hdf5 import (ENERGY_KEY, SHOWER_KEY, dataset, open_hdf5, validate_incident_energies,
+                               validate_showers)
 from calozoo.errors import ShowerFileError
 
 __all__ = [
@@ -29,60 +32,8 @@ __all__ = [
     "train_validation_split",
 ]
 
-ENERGY_KEY, SHOWER_KEY = "incident_energies", "showers"
-
-
-def validate_incident_energies(energies, where: str = "incident energies") -> np.ndarray:
-    """Incident energies as (N, 1) float64; NaN, infinite or non-positive values raise ShowerFileError."""
-    energies = np.asarray(energies, dtype=np.float64)
-    if energies.ndim == 1:
-        energies = energies[:, None]
-    if energies.ndim != 2 or energies.shape[1] != 1:
-        raise ShowerFileError(f"{where}: expected shape (N, 1); got {energies.shape}.")
-    bad = ~np.isfinite(energies[:, 0]) | (energies[:, 0] <= 0)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ShowerFileError(f"{where}: {int(bad.sum())} value(s) are NaN, infinite or <= 0 "
-                              f"(first at row {first}: {energies[first, 0]}); incident energies must be positive MeV.")
-    return energies
-
-
-def validate_showers(showers, n_voxels: int | None = None, where: str = "showers") -> np.ndarray:
-    """Showers as (N, V) float32; a wrong voxel count, NaN, infinite or negative voxels raise ShowerFileError."""
-    showers = np.asarray(showers)
-    if showers.ndim != 2:
-        raise ShowerFileError(f"{where}: expected shape (N, n_voxels); got {showers.shape}.")
-    if n_voxels is not None and showers.shape[1] != n_voxels:
-        raise ShowerFileError(f"{where}: {showers.shape[1]} voxels per shower; this model/dataset needs {n_voxels}.")
-    if not np.isfinite(showers).all():
-        raise ShowerFileError(f"{where}: {int((~np.isfinite(showers)).sum())} voxel value(s) are NaN or infinite.")
-    if (showers < 0).any():
-        raise ShowerFileError(f"{where}: {int((showers < 0).sum())} voxel value(s) are negative; energies must be >= 0 MeV.")
-    return showers.astype(np.float32, copy=False)
-
-
-def open_hdf5(path) -> h5py.File:
-    """An HDF5 file opened for reading, or one ShowerFileError naming the missing or unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ShowerFileError(f"{path}: no such file.")
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise ShowerFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {error}") from None
-
-
-def _dataset(handle: h5py.File, key: str, path) -> h5py.Dataset:
-    if key not in handle:
-        raise ShowerFileError(f"{path}: missing dataset '{key}' (found {sorted(handle.keys())}); "
-                              f"a CaloChallenge file has '{ENERGY_KEY}' and '{SHOWER_KEY}'.")
-    return handle[key]
-
-
 def _calogan_reader(path):
-    """calozoo.data.calogan if `path` is a CaloGAN file, else None (imported here: that module imports this one)."""
-    from calozoo.data import calogan
-
+    """calozoo.data.calogan if `path` is a CaloGAN file, else None."""
     return calogan if calogan.is_calogan_file(path) else None
 
 
@@ -93,7 +44,7 @@ def read_incident_energies(path) -> np.ndarray:
         return calogan.read_calogan(path)[0]
     with open_hdf5(path) as handle:
         try:
-            energies = _dataset(handle, ENERGY_KEY, path)[()]
+            energies = dataset(handle, ENERGY_KEY, path)[()]
         except OSError as error:
             raise ShowerFileError(f"{path}: cannot read '{ENERGY_KEY}' (truncated or corrupt?): {error}") from None
     return validate_incident_energies(energies, f"{path}: {ENERGY_KEY}")
@@ -117,7 +68,7 @@ def read_showers(path, n_voxels: int | None = None, start: int = 0, stop: int | 
                                   f"expected {n_voxels}.")
         return energies, showers
     with open_hdf5(path) as handle:
-        energies_ds, showers_ds = _dataset(handle, ENERGY_KEY, path), _dataset(handle, SHOWER_KEY, path)
+        energies_ds, showers_ds = dataset(handle, ENERGY_KEY, path), dataset(handle, SHOWER_KEY, path)
         if energies_ds.shape[0] != showers_ds.shape[0]:
             raise ShowerFileError(f"{path}: {energies_ds.shape[0]} incident energies but {showers_ds.shape[0]} showers.")
         if n_voxels is not None and (len(showers_ds.shape) != 2 or showers_ds.shape[1] != n_voxels):

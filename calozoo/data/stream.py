@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from calozoo.data.files import (ENERGY_KEY, SHOWER_KEY, _dataset, open_hdf5, validate_incident_energies,
-                                validate_showers)
+from calozoo.data.hdf5 import (ENERGY_KEY, SHOWER_KEY, dataset, open_hdf5, validate_incident_energies,
+                               validate_showers)
 from calozoo.errors import ShowerFileError
 
 __all__ = ["BLOCK_BYTES", "SHUFFLE_BYTES", "ShowerFiles", "ShowerRows", "ShowerBatches"]
@@ -43,7 +43,7 @@ class ShowerFiles:
         counts = []
         for path in self.paths:
             with open_hdf5(path) as handle:
-                energies, showers = _dataset(handle, ENERGY_KEY, path), _dataset(handle, SHOWER_KEY, path)
+                energies, showers = dataset(handle, ENERGY_KEY, path), dataset(handle, SHOWER_KEY, path)
                 if energies.shape[0] != showers.shape[0]:
                     raise ShowerFileError(f"{path}: {energies.shape[0]} incident energies but {showers.shape[0]} "
                                           "showers.")

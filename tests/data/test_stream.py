@@ -81,7 +81,7 @@ def test_each_shower_can_expand_into_several_rows(tmp_path):
 
 
 def test_the_split_of_several_files_is_that_of_their_concatenation(tmp_path):
-    from calozoo.training.recipe import _read_rows, heldout_rows
+    from calozoo.workflow.recipe import _read_rows, heldout_rows
 
     paths = _files(tmp_path)
     together = tmp_path / "together.h5"

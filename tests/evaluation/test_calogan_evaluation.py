@@ -106,6 +106,7 @@ def _tiny_artifacts(root, data_path, n_showers):
 def test_evaluate_calogan_command_on_tiny_artifacts(tmp_path, monkeypatch, samples):
     from calozoo import registry
     from calozoo.data.calogan import write_calogan
+    from calozoo.workflow import calogan_evaluation
     from calozoo_tools.cli import main
 
     data = tmp_path / "eplus.hdf5"
@@ -115,7 +116,7 @@ def test_evaluate_calogan_command_on_tiny_artifacts(tmp_path, monkeypatch, sampl
     _tiny_artifacts(root, data, 240)
     monkeypatch.setenv("CALOZOO_ARTIFACTS", str(root))
     monkeypatch.setattr(registry, "artifact_roots", lambda: {"shipped": root, "user": tmp_path / "user"})
-    monkeypatch.setattr(calogan, "SEED_FAST_SETTINGS", TINY_DNN)
+    monkeypatch.setattr(calogan_evaluation, "SEED_FAST_SETTINGS", TINY_DNN)
     out = tmp_path / "report"
     result = CliRunner().invoke(main, ["evaluate-calogan", "--data", f"eplus={data}", "--roles", "student", "-n", "100", "--nll-showers",
                                        "20", "-o", str(out)])

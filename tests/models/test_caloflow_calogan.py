@@ -144,7 +144,7 @@ def test_export_of_a_tiny_calogan_teacher(tmp_path):
 
 def test_training_overrides_change_only_the_named_entries():
     from calozoo.errors import CalozooError
-    from calozoo.training.recipe import with_training_overrides
+    from calozoo.workflow.recipe import with_training_overrides
 
     recipe = zoo.get_entry("caloflow-calogan-gamma-student").training
     changed = with_training_overrides(recipe, {"student.schedule.lr": 1e-3, "student.accumulation.batches": [1, 2]})

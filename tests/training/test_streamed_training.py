@@ -32,7 +32,7 @@ def ds2_files(tmp_path_factory):
 
 def test_the_heldout_split_is_todays_split(ds2_files):
     """The rows the shipped model cards' reproduce commands rely on (seed 0, fraction 0.25 of 24 rows)."""
-    from calozoo.training.recipe import heldout_rows
+    from calozoo.workflow.recipe import heldout_rows
 
     train, held = heldout_rows(24, 0.25, 0)
     assert held.tolist() == [2, 4, 10, 11, 18, 21]
@@ -46,7 +46,7 @@ class _Captured(Exception):
 def _training_input(monkeypatch, data, streaming):
     """The showers `train_to_artifact` hands the family's trainer, read into memory."""
     from calozoo.registry import REGISTRY, Family
-    from calozoo.training.recipe import train_to_artifact
+    from calozoo.workflow.recipe import train_to_artifact
 
     captured = {}
 
@@ -73,7 +73,7 @@ def test_streamed_training_rows_of_two_files_are_the_in_memory_rows_of_one(monke
 
 def test_the_card_metrics_read_the_heldout_rows_of_every_file(monkeypatch, ds2_files):
     from calozoo.evaluation import heldout
-    from calozoo.training.recipe import model_card_metrics
+    from calozoo.workflow.recipe import model_card_metrics
 
     parts, together = ds2_files
     monkeypatch.setattr(heldout, "heldout_metrics", lambda model, showers, energies: showers)
@@ -83,7 +83,7 @@ def test_the_card_metrics_read_the_heldout_rows_of_every_file(monkeypatch, ds2_f
 
 
 def test_the_card_metrics_take_a_bounded_seeded_sample_of_a_large_heldout_split(monkeypatch):
-    from calozoo.training import recipe
+    from calozoo.workflow import recipe
 
     rows = np.arange(0, 300, 3)
     assert recipe.heldout_sample(rows, 10, 0) is rows
@@ -180,7 +180,7 @@ def test_a_streamed_run_killed_mid_epoch_resumes_from_the_last_finished_epoch(ds
 
 
 def test_auto_streams_icaloflow_input_above_the_size_limit_only(monkeypatch, ds2_files):
-    from calozoo.training import recipe
+    from calozoo.workflow import recipe
 
     parts, _ = ds2_files
     size = 24 * 6480 * 4

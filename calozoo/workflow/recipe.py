@@ -24,7 +24,7 @@ from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_valida
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
 from calozoo.registry import REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
-from calozoo.training.model_card import render_model_card
+from calozoo.workflow.model_card import render_model_card
 
 __all__ = ["default_output_root", "heldout_rows", "heldout_sample", "use_streaming", "STREAMING_FAMILIES",
            "STREAM_ABOVE_BYTES", "MAX_HELDOUT_BYTES", "with_training_overrides", "retrain_command", "portable_command",

@@ -74,11 +74,11 @@ def time_registered(name: str, *, paper_size: bool, batch_sizes, repeats: int, w
     Returns:
         (rows with model, size, num_params, ...; the environment), or None when `name` has no shipped artifact.
     """
-    import calozoo
     from calozoo.errors import MissingWeightsError
+    from calozoo.registry import create, load
 
     try:
-        model = calozoo.create(name, dtype="float32") if paper_size else calozoo.load(name, dtype="float32")
+        model = create(name, dtype="float32") if paper_size else load(name, dtype="float32")
     except MissingWeightsError:
         print(f"{name}: no shipped artifact, skipped")
         return None

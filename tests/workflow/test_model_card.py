@@ -1,6 +1,6 @@
 """The model card's metrics section."""
 
-from calozoo.training.model_card import render_model_card
+from calozoo.workflow.model_card import render_model_card
 
 METADATA = {
     "num_params": 1234, "config_changes": {"hidden": 8}, "training": {},

@@ -3,7 +3,7 @@
 import pytest
 
 from calozoo.errors import CalozooError
-from calozoo.training.recipe import with_training_overrides
+from calozoo.workflow.recipe import with_training_overrides
 
 RECIPE = {"validation_fraction": 0.3,
           "layer_flow": {"batch_size": 1000, "epochs": 20, "schedule": {"name": "constant", "lr": 1e-4}}}
@@ -27,7 +27,7 @@ def test_an_unknown_section_names_the_sections_there_are():
 
 
 def test_the_retrain_command_repeats_the_split_the_teacher_and_every_change():
-    from calozoo.training.recipe import retrain_command
+    from calozoo.workflow.recipe import retrain_command
 
     metadata = {"training_data": {"split_seed": 0, "heldout_fraction": 0.25},
                 "config_changes": {"layer_hidden": 32, "renormalize_layers": True},

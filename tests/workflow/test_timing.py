@@ -1,9 +1,9 @@
-"""Benchmark rows of `calozoo.evaluation.timing.time_registered` and the benchmark files of `time_runs`."""
+"""Benchmark rows of `calozoo.workflow.timing.time_registered` and the benchmark files of `time_runs`."""
 
 import json
 
-from calozoo.evaluation import timing
-from calozoo.evaluation.timing import time_registered, time_runs, write_timing_json
+from calozoo.workflow import timing
+from calozoo.workflow.timing import time_registered, time_runs, write_timing_json
 
 
 def test_a_shipped_model_gives_one_annotated_row_per_batch_size(tmp_path, capsys):

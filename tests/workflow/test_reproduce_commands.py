@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calozoo.training.recipe import portable_command, portable_data_path, retrain_command
+from calozoo.workflow.recipe import portable_command, portable_data_path, retrain_command
 from calozoo_tools.cli import main
 from calozoo_tools.models import size_label
 from calozoo_tools.train import train_command
