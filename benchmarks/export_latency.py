@@ -10,9 +10,9 @@ over the in-process mean.
 import argparse
 import json
 import os
-import sys
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path

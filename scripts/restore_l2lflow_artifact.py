@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from train_compact_l2lflow import COMPACT, DATA, SETTINGS  # noqa: E402
 
 import calozoo as zoo
 from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.data.files import read_showers
 from calozoo.registry import REGISTRY
+from calozoo.training.l2lflow import DEFAULT_TRAINING, _flow, part_names
 from calozoo.workflow.model_card import render_model_card
 from calozoo.workflow.recipe import heldout_rows, model_card_metrics
-from calozoo.training.l2lflow import DEFAULT_TRAINING, _flow, part_names
-
-from train_compact_l2lflow import COMPACT, DATA, SETTINGS  # noqa: E402
 
 
 def main():

@@ -28,7 +28,6 @@ import calozoo as zoo
 from calozoo import registry
 from calozoo.artifacts import load_weights, save_weights, variables_by_path
 from calozoo.models.base import seed_pair
-
 from tests.golden_showers import GOLDEN_FILE, generate_fingerprint, read_golden, shipped_names
 
 RTOL = 1e-3  # energies, largest voxels, sums of squares and centroids
@@ -94,7 +93,6 @@ def test_shipped_weights_are_float16_and_reload_and_resave_exactly(artifact, tmp
 
 def tiny_teacher(dtype="float64"):
     from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
-
     from tests.models.helpers import randomize
 
     config = CaloFlowConfig(hidden=12, num_blocks=2, energy_hidden=8, energy_blocks=2, dropout=0.0, dtype=dtype)

@@ -35,8 +35,8 @@ def list_command(pattern):
     the size of the version `load(NAME)` picks (compact or paper size) and the paper model it implements."""
     import calozoo as zoo
     from calozoo.artifacts import read_artifact_config
-    from calozoo.registry import artifact_versions_of, resolve_artifact
     from calozoo.errors import MissingWeightsError
+    from calozoo.registry import artifact_versions_of, resolve_artifact
 
     names = zoo.list_models(pattern)
     if not names:

@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calozoo.data.hdf5 import open_hdf5, validate_incident_energies, validate_showers
 from calozoo.data.geometry import load_geometry
+from calozoo.data.hdf5 import open_hdf5, validate_incident_energies, validate_showers
 from calozoo.errors import ShowerFileError
 
 __all__ = ["ENERGY_KEY", "LAYER_KEYS", "OVERFLOW_KEY", "is_calogan_file", "layers_to_flat", "flat_to_layers",

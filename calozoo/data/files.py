@@ -17,8 +17,7 @@ import h5py
 import numpy as np
 
 from calozoo.data import calogan
-from calozoo.data.hdf5 import (ENERGY_KEY, SHOWER_KEY, dataset, open_hdf5, validate_incident_energies,
-                               validate_showers)
+from calozoo.data.hdf5 import ENERGY_KEY, SHOWER_KEY, dataset, open_hdf5, validate_incident_energies, validate_showers
 from calozoo.errors import ShowerFileError
 
 __all__ = [

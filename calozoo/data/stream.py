@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from calozoo.data.hdf5 import (ENERGY_KEY, SHOWER_KEY, dataset, open_hdf5, validate_incident_energies,
-                               validate_showers)
+from calozoo.data.hdf5 import ENERGY_KEY, SHOWER_KEY, dataset, open_hdf5, validate_incident_energies, validate_showers
 from calozoo.errors import ShowerFileError
 
 __all__ = ["BLOCK_BYTES", "SHUFFLE_BYTES", "ShowerFiles", "ShowerRows", "ShowerBatches"]

@@ -20,15 +20,25 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from calozoo.data.files import read_showers, validate_incident_energies, validate_showers
-from calozoo.data.geometry import (DATASET_NAMES, Geometry, check_incident_energy_range, geometry_for_voxels,
-                                   load_geometry)
+from calozoo.data.geometry import (
+    DATASET_NAMES,
+    Geometry,
+    check_incident_energy_range,
+    geometry_for_voxels,
+    load_geometry,
+)
 from calozoo.errors import CalozooError, ShowerFileError
 from calozoo.evaluation import classifiers, distances, plots, shape
-from calozoo.evaluation.features import (compute_features, high_level_vector, layer_energy_correlation,
-                                         threshold_showers)
-from calozoo.evaluation.separation import (feature_group, histogram_edges, histogram_values,
-                                           separation_powers_from_features, summarize_separation,
-                                           separation_power, voxel_energy_counts)
+from calozoo.evaluation.features import compute_features, high_level_vector, layer_energy_correlation, threshold_showers
+from calozoo.evaluation.separation import (
+    feature_group,
+    histogram_edges,
+    histogram_values,
+    separation_power,
+    separation_powers_from_features,
+    summarize_separation,
+    voxel_energy_counts,
+)
 
 __all__ = ["evaluate", "MODES", "parse_modes", "summary_rows", "render_report"]
 

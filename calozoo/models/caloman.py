@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from calozoo.bijectors.coupling_flow import CouplingRQSFlow
 from calozoo.data.geometry import load_geometry
-from calozoo.data.incident_energies import DS1_ENERGIES
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.networks.autoencoder import GeneralizedAutoencoder, autoencoder_num_params

@@ -27,14 +27,27 @@ from calozoo.bijectors.deepset_coupling import DeepSetCoupling, deepset_coupling
 from calozoo.bijectors.made import made_num_params
 from calozoo.bijectors.rq_coupling import RQSCoupling, random_coupling_masks, rqs_coupling_num_params
 from calozoo.bijectors.rq_spline import SplineSettings
-from calozoo.data.point_clouds import grid_shape, points_to_showers, segment_ids_from_counts, segment_mean, \
-    showers_to_points
+from calozoo.data.point_clouds import (
+    grid_shape,
+    points_to_showers,
+    segment_ids_from_counts,
+    segment_mean,
+    showers_to_points,
+)
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.networks.mlp import MLP, mlp_num_params
-from calozoo.preprocessing import (CDFDequantizer, FrozenMinMax, FrozenStandardizer, inverse_logit_transform,
-                                   logit_transform, polar_to_unit_square, uniform_dequantize, uniform_quantize,
-                                   unit_square_to_polar)
+from calozoo.preprocessing import (
+    CDFDequantizer,
+    FrozenMinMax,
+    FrozenStandardizer,
+    inverse_logit_transform,
+    logit_transform,
+    polar_to_unit_square,
+    uniform_dequantize,
+    uniform_quantize,
+    unit_square_to_polar,
+)
 
 __all__ = ["CaloPointFlowConfig", "CaloPointFlow", "assign_alpha"]
 

@@ -1,11 +1,18 @@
 """Preprocessing steps shared by the model families (each step has a forward and an inverse)."""
 
-from calozoo.preprocessing.dequantization import (CDFDequantizer, inverse_probit, polar_to_unit_square, probit,
-                                                 uniform_dequantize, uniform_quantize, unit_square_to_polar)
-from calozoo.preprocessing.energy_fractions import energy_fractions, energies_from_fractions
+from calozoo.preprocessing.dequantization import (
+                                                 CDFDequantizer,
+                                                 inverse_probit,
+                                                 polar_to_unit_square,
+                                                 probit,
+                                                 uniform_dequantize,
+                                                 uniform_quantize,
+                                                 unit_square_to_polar,
+)
+from calozoo.preprocessing.energy_fractions import energies_from_fractions, energy_fractions
 from calozoo.preprocessing.frozen_statistics import FrozenMinMax, FrozenStandardizer
 from calozoo.preprocessing.layers import layer_normalize, rescale_layers, split_layers
-from calozoo.preprocessing.logit import logit_transform, inverse_logit_transform
+from calozoo.preprocessing.logit import inverse_logit_transform, logit_transform
 
 __all__ = [
     "energy_fractions",

@@ -9,8 +9,16 @@ import json
 from pathlib import Path
 
 from calozoo.data.files import read_showers
-from calozoo.evaluation.calogan import (SEED_FAST_SETTINGS, SEED_SETTINGS, nearest_neighbours, particle_crosscheck,
-                                        plot_nearest_neighbours, seed_classifier, seed_table, test_nll)
+from calozoo.evaluation.calogan import (
+    SEED_FAST_SETTINGS,
+    SEED_SETTINGS,
+    nearest_neighbours,
+    particle_crosscheck,
+    plot_nearest_neighbours,
+    seed_classifier,
+    seed_table,
+    test_nll,
+)
 from calozoo.registry import load
 from calozoo.workflow.recipe import heldout_rows
 

@@ -3,8 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from calozoo.bijectors.unet import (ContextEmbedding, UNet, embedding_num_params, pad_alpha_circular,
-                                    unet_num_params)
+from calozoo.bijectors.unet import ContextEmbedding, UNet, embedding_num_params, pad_alpha_circular, unet_num_params
 
 
 def _count(module):

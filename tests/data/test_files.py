@@ -4,8 +4,14 @@ import h5py
 import numpy as np
 import pytest
 
-from calozoo.data.files import (ShowerWriter, read_incident_energies, read_showers, train_validation_split,
-                                validate_showers, write_showers)
+from calozoo.data.files import (
+    ShowerWriter,
+    read_incident_energies,
+    read_showers,
+    train_validation_split,
+    validate_showers,
+    write_showers,
+)
 from calozoo.errors import ShowerFileError
 
 N_VOXELS = 368

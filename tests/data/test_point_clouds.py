@@ -5,8 +5,13 @@ import pytest
 import tensorflow as tf
 
 from calozoo.data.geometry import load_geometry
-from calozoo.data.point_clouds import (grid_shape, points_to_showers, segment_ids_from_counts, segment_mean,
-                                       showers_to_points)
+from calozoo.data.point_clouds import (
+    grid_shape,
+    points_to_showers,
+    segment_ids_from_counts,
+    segment_mean,
+    showers_to_points,
+)
 from calozoo.data.synthetic import synthesize_showers
 
 

@@ -1,12 +1,10 @@
 """Small synthetic CaloChallenge samples and the optional real GEANT4 file for the evaluation tests."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from calozoo.data.geometry import load_geometry
-
 from tests._paths import DS2_GEANT4  # noqa: E402
 
 

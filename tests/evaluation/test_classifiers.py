@@ -6,8 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from calozoo.evaluation.classifiers import (FAST_SETTINGS, ClassifierSettings, classifier_metrics, hgb_auc,
-                                            split_sizes, train_and_score)
+from calozoo.evaluation.classifiers import (
+    FAST_SETTINGS,
+    ClassifierSettings,
+    classifier_metrics,
+    hgb_auc,
+    split_sizes,
+    train_and_score,
+)
 
 TINY = dataclasses.replace(FAST_SETTINGS, width=32, epochs=8, batch_size=64)
 

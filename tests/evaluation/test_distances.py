@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from calozoo.evaluation.distances import (_unbiased_mmd2, fpd, frechet_distance, kpd, normalise_by_reference, prdc,
-                                          prdc_inputs)
+from calozoo.evaluation.distances import (
+    _unbiased_mmd2,
+    fpd,
+    frechet_distance,
+    kpd,
+    normalise_by_reference,
+    prdc,
+    prdc_inputs,
+)
 
 
 def test_frechet_distance_of_diagonal_gaussians():

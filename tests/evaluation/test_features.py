@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from calozoo.data.geometry import load_geometry
-from calozoo.evaluation.features import (classifier_inputs, compute_features, high_level_vector,
-                                         high_level_vector_names, layer_energy_correlation)
+from calozoo.evaluation.features import (
+    classifier_inputs,
+    compute_features,
+    high_level_vector,
+    high_level_vector_names,
+    layer_energy_correlation,
+)
 
 PHOTONS = load_geometry("1-photons")
 

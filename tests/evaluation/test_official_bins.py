@@ -19,7 +19,6 @@ import pytest
 from calozoo.data.geometry import load_geometry
 from calozoo.evaluation.features import compute_features
 from calozoo.evaluation.separation import histogram_edges, separation_powers
-
 from tests.evaluation.helpers import synthetic_showers
 
 THRESHOLDS_MEV = {"1-photons": 1.0, "1-pions": 1.0, "2": 0.5e-3 / 0.033, "3": 0.5e-3 / 0.033}

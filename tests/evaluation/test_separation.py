@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from calozoo.data.geometry import load_geometry
-from calozoo.evaluation.separation import (feature_group, separation_power, separation_powers,
-                                           summarize_separation)
+from calozoo.evaluation.separation import feature_group, separation_power, separation_powers, summarize_separation
 from tests.evaluation.helpers import ds2_geant4_halves, synthetic_showers
 
 

@@ -10,8 +10,14 @@ from click.testing import CliRunner
 from calozoo.data.files import write_showers
 from calozoo.data.geometry import load_geometry
 from calozoo.evaluation import evaluate
-from calozoo.evaluation.shape import (shape_diagnostics, shape_group, shape_histogram_edges, shape_separation,
-                                      summarize_shape, voxel_bin_positions)
+from calozoo.evaluation.shape import (
+    shape_diagnostics,
+    shape_group,
+    shape_histogram_edges,
+    shape_separation,
+    summarize_shape,
+    voxel_bin_positions,
+)
 from calozoo_tools.cli import main
 from tests.evaluation.helpers import synthetic_showers
 

@@ -8,8 +8,8 @@ import calozoo as zoo
 from calozoo.data.synthetic import synthetic_dataset
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.training.caloflow import train_caloflow
-from tests.models.helpers import assert_validation_nll_decreases, train_tiny_teacher
 from calozoo.training.schedules import accumulation_schedule, multistep, optimizer_steps_per_epoch
+from tests.models.helpers import assert_validation_nll_decreases, train_tiny_teacher
 
 # CALOGAN.md section 3: Flow-I, teacher and student Flow-II (nflows MADE formula).
 FLOW1, TEACHER, STUDENT = 79_134, 37_835_280, 50_924_160

@@ -14,7 +14,6 @@ import tensorflow as tf
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
 from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
-
 from tests.models.helpers import randomize
 
 RTOL = 1e-10

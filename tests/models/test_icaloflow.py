@@ -1,6 +1,5 @@
 """Tests of calozoo.models.icaloflow and calozoo.training.icaloflow: iCaloFlow for CaloChallenge DS2/DS3."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ from calozoo.models.base import seed_pair
 from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow, ICaloFlowConfig
 from calozoo.preprocessing import inverse_logit_transform, logit_transform
 from calozoo.training.icaloflow import train_icaloflow
-
 from tests._paths import DS2_GEANT4 as DS2_FILE  # noqa: E402
+
 TINY = dict(energy_hidden=8, first_layer_hidden=8, layer_hidden=8, num_blocks=2)
 needs_data = pytest.mark.skipif(not DS2_FILE.is_file(), reason=f"{DS2_FILE} (GEANT4 DS2 subset) is not here")
 

@@ -9,7 +9,6 @@ from calozoo.data.files import read_showers
 from calozoo.models.base import seed_pair
 from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
 from calozoo.training.l2lflow import LayerData, part_names, train_l2lflow
-
 from tests._paths import DS2_GEANT4 as DS2_FILE  # noqa: E402
 
 TINY = dict(dataset="2", layer_flows="shared", num_blocks=1, hidden=2, energy_hidden=4, energy_blocks=1)

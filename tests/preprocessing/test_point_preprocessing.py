@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from calozoo.preprocessing import (CDFDequantizer, FrozenMinMax, FrozenStandardizer, inverse_probit,
-                                   polar_to_unit_square, probit, uniform_dequantize, uniform_quantize,
-                                   unit_square_to_polar)
+from calozoo.preprocessing import (
+    CDFDequantizer,
+    FrozenMinMax,
+    FrozenStandardizer,
+    inverse_probit,
+    polar_to_unit_square,
+    probit,
+    uniform_dequantize,
+    uniform_quantize,
+    unit_square_to_polar,
+)
 
 
 def test_standardizer_statistics_and_inverse():

@@ -3,8 +3,12 @@
 import numpy as np
 import tensorflow as tf
 
-from calozoo.preprocessing.symmetry import (alpha_symmetry_indices, apply_alpha_symmetry, apply_alpha_symmetry_images,
-                                            rotate_showers_alpha)
+from calozoo.preprocessing.symmetry import (
+    alpha_symmetry_indices,
+    apply_alpha_symmetry,
+    apply_alpha_symmetry_images,
+    rotate_showers_alpha,
+)
 
 N_ALPHA, N_R = 16, 9
 

@@ -12,7 +12,6 @@ import tensorflow as tf
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow, FlowPass
 from calozoo.training.distillation import adopt_permutations, guided_chi2, pdd_loss, student_kl
 from calozoo.training.trainer import chi2
-
 from tests.models.helpers import randomize
 
 
