@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo.bijectors.actnorm import ActNorm
+from calozoo.bijectors.gaussian_base import standard_normal_log_prob
 from calozoo.bijectors.image_coupling import ImageRQSCoupling
 from calozoo.bijectors.lu_conv import LUInvertibleConv1x1, lu_conv_num_params
 from calozoo.bijectors.rq_spline import SplineSettings
@@ -124,8 +125,7 @@ class ConvLayerFlow(tf.Module):
         return self.squeeze.inverse(h)[..., 0], logdet
 
     def base_log_prob(self, z):
-        z = tf.reshape(z, [tf.shape(z)[0], -1])
-        return -0.5 * tf.reduce_sum(z**2, axis=-1) - 0.5 * float(np.prod(self.squeezed_shape)) * np.log(2 * np.pi)
+        return standard_normal_log_prob(tf.reshape(z, [tf.shape(z)[0], -1]), int(np.prod(self.squeezed_shape)))
 
     def log_prob(self, x, context, training=False):
         """log p(x | context) per image, (N,)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo.networks.init import torch_uniform
+
 __all__ = ["MADE", "made_num_params", "hidden_degrees"]
 
 
@@ -22,12 +24,6 @@ def made_num_params(features: int, context: int, hidden: int, num_blocks: int, p
     if context:
         size += context * hidden + hidden
     return size
-
-
-def _uniform(rng, fan_in, shape, dtype):
-    """PyTorch's default Linear initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
 class MADE(tf.Module):
@@ -87,8 +83,8 @@ class MADE(tf.Module):
                 rng, degrees, output_degrees, strict=True, dtype=np_dtype, name="output"
             )
             if context:
-                self.ctx_kernel = tf.Variable(_uniform(rng, context, (context, hidden), np_dtype), name="context_kernel")
-                self.ctx_bias = tf.Variable(_uniform(rng, context, (hidden,), np_dtype), name="context_bias")
+                self.ctx_kernel = tf.Variable(torch_uniform(rng, context, (context, hidden), np_dtype), name="context_kernel")
+                self.ctx_bias = tf.Variable(torch_uniform(rng, context, (hidden,), np_dtype), name="context_bias")
 
     @staticmethod
     def _masked_dense(rng, in_degrees, out_degrees, strict, dtype, name):
@@ -96,11 +92,11 @@ class MADE(tf.Module):
         mask = (out_degrees[None, :] > in_degrees[:, None]) if strict else (out_degrees[None, :] >= in_degrees[:, None])
         mask = mask.astype(dtype)
         fan_in = len(in_degrees)
-        kernel_init = _uniform(rng, fan_in, mask.shape, dtype) * mask
+        kernel_init = torch_uniform(rng, fan_in, mask.shape, dtype) * mask
         mask_constant = tf.constant(mask)
         kernel = tf.Variable(kernel_init, name=f"{name}_kernel", constraint=lambda w: w * mask_constant)
         kernel.mask = mask_constant  # kept for the structural tests
-        bias = tf.Variable(_uniform(rng, fan_in, (mask.shape[1],), dtype), name=f"{name}_bias")
+        bias = tf.Variable(torch_uniform(rng, fan_in, (mask.shape[1],), dtype), name=f"{name}_bias")
         return kernel, bias
 
     def first_layer_context(self, context):

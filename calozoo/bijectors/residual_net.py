@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo.networks.init import torch_linear
+
 __all__ = ["ResidualNet", "residual_net_num_params"]
 
 
@@ -12,15 +14,6 @@ def residual_net_num_params(inputs: int, outputs: int, hidden: int, context: int
     """Trainable parameters: (I+C)·H+H + n·(2(H²+H) + C·H+H) + H·O+O (no context terms when C = 0)."""
     block = 2 * (hidden * hidden + hidden) + (context * hidden + hidden if context else 0)
     return (inputs + context) * hidden + hidden + num_blocks * block + hidden * outputs + outputs
-
-
-def _torch_linear(rng, fan_in: int, fan_out: int, dtype, name: str, bound: float | None = None):
-    """A kernel (in, out) and bias drawn like PyTorch's nn.Linear, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-    or U(-bound, bound) when `bound` is given (nflows' near-zero init of a block's last layer)."""
-    bound = 1.0 / np.sqrt(fan_in) if bound is None else bound
-    kernel = tf.Variable(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype), name=f"{name}_kernel")
-    bias = tf.Variable(rng.uniform(-bound, bound, (fan_out,)).astype(dtype), name=f"{name}_bias")
-    return kernel, bias
 
 
 class ResidualNet(tf.Module):
@@ -46,15 +39,15 @@ class ResidualNet(tf.Module):
         np_dtype = self.dtype.as_numpy_dtype
         rng = np.random.default_rng(seed)
         with self.name_scope:
-            self.initial = _torch_linear(rng, inputs + context, hidden, np_dtype, "initial")
+            self.initial = torch_linear(rng, inputs + context, hidden, np_dtype, "initial")
             self.blocks = []
             for k in range(num_blocks):
-                block = {"first": _torch_linear(rng, hidden, hidden, np_dtype, f"block{k}_first"),
-                         "second": _torch_linear(rng, hidden, hidden, np_dtype, f"block{k}_second", bound=1e-3)}
+                block = {"first": torch_linear(rng, hidden, hidden, np_dtype, f"block{k}_first"),
+                         "second": torch_linear(rng, hidden, hidden, np_dtype, f"block{k}_second", bound=1e-3)}
                 if context:
-                    block["gate"] = _torch_linear(rng, context, hidden, np_dtype, f"block{k}_gate")
+                    block["gate"] = torch_linear(rng, context, hidden, np_dtype, f"block{k}_gate")
                 self.blocks.append(block)
-            self.final = _torch_linear(rng, hidden, outputs, np_dtype, "final")
+            self.final = torch_linear(rng, hidden, outputs, np_dtype, "final")
 
     @staticmethod
     def _dense(x, layer):

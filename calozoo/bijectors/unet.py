@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo.networks.init import torch_uniform
+
 __all__ = ["pad_alpha_circular", "Conv2D", "TransposedConv2D", "BatchNorm", "UNet", "ContextEmbedding",
            "unet_num_params", "embedding_num_params"]
 
@@ -24,11 +26,6 @@ def pad_alpha_circular(x, pad_r: int, pad_alpha: int):
     if pad_r:
         x = tf.pad(x, [[0, 0], [pad_r, pad_r], [0, 0], [0, 0]])
     return x
-
-
-def _uniform(rng, fan_in, shape, dtype):
-    bound = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-bound, bound, size=shape).astype(dtype.as_numpy_dtype)
 
 
 class Conv2D(tf.Module):
@@ -45,9 +42,9 @@ class Conv2D(tf.Module):
         rng = rng or np.random.default_rng(0)
         with self.name_scope:
             self.kernel = tf.Variable(np.zeros(shape, dtype.as_numpy_dtype) if zero_init
-                                      else _uniform(rng, fan_in, shape, dtype), name="kernel")
+                                      else torch_uniform(rng, fan_in, shape, dtype), name="kernel")
             self.bias = tf.Variable(np.zeros(out_channels, dtype.as_numpy_dtype) if zero_init
-                                    else _uniform(rng, fan_in, out_channels, dtype), name="bias")
+                                    else torch_uniform(rng, fan_in, out_channels, dtype), name="bias")
 
     def __call__(self, x):
         x = pad_alpha_circular(x, *self.pad)
@@ -63,9 +60,9 @@ class TransposedConv2D(tf.Module):
         fan_in = out_channels * factor[0] * factor[1]  # PyTorch's fan-in of ConvTranspose2d weights
         rng = rng or np.random.default_rng(0)
         with self.name_scope:
-            self.kernel = tf.Variable(_uniform(rng, fan_in, self.factor + (out_channels, in_channels), dtype),
+            self.kernel = tf.Variable(torch_uniform(rng, fan_in, self.factor + (out_channels, in_channels), dtype),
                                       name="kernel")
-            self.bias = tf.Variable(_uniform(rng, fan_in, out_channels, dtype), name="bias")
+            self.bias = tf.Variable(torch_uniform(rng, fan_in, out_channels, dtype), name="bias")
 
     def __call__(self, x):
         shape = tf.shape(x)

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.deepset_coupling import DeepSetCoupling, deepset_coupling_num_params
+from calozoo.bijectors.gaussian_base import LOG_2PI, standard_normal_log_prob
 from calozoo.bijectors.made import made_num_params
 from calozoo.bijectors.rq_coupling import RQSCoupling, random_coupling_masks, rqs_coupling_num_params
 from calozoo.bijectors.rq_spline import SplineSettings
@@ -51,7 +52,6 @@ from calozoo.preprocessing import (
 
 __all__ = ["CaloPointFlowConfig", "CaloPointFlow", "assign_alpha"]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _MIN_FRACTION = 1e-10
 
 
@@ -187,10 +187,6 @@ class PointEncoder(tf.Module):
         h = tf.nn.gelu(self.latent_net(pooled), approximate=False)
         out = tf.matmul(h, self.heads_kernel) + self.heads_bias
         return out[:, : self.latent_dim], out[:, self.latent_dim :]
-
-
-def _gaussian_log_prob(z):
-    return -0.5 * tf.reduce_sum(z**2, axis=-1) - 0.5 * z.shape[-1] * _LOG_2PI
 
 
 def assign_alpha(segment_ids, z_index, r_index, n_alpha: int, seed, grid_cells: int, n_r: int):
@@ -384,16 +380,16 @@ class CaloPointFlow(ShowerGenerator):
         cond_nll = -self.conditional_flow.log_prob(inputs["conditionals"], context) / 2.0
         mu, log_var = self.encoder(inputs["points"], inputs["segment_ids"], inputs["n_showers"])
         latent_dim = self.config.latent_dim
-        entropy = 0.5 * tf.reduce_sum(1.0 + _LOG_2PI + log_var, axis=-1)
+        entropy = 0.5 * tf.reduce_sum(1.0 + LOG_2PI + log_var, axis=-1)
         z = mu + tf.exp(0.5 * log_var) * tf.random.stateless_normal(tf.shape(mu), latent_seed, dtype=self.dtype)
         shower_context = tf.concat([context, inputs["conditionals"]], axis=-1)
         base, logdet = self._couplings_to_base(self.latent_flow, z, conditional_input=shower_context)
-        prior_nll = -(_gaussian_log_prob(base) + logdet) / latent_dim
+        prior_nll = -(standard_normal_log_prob(base) + logdet) / latent_dim
         point_context = tf.gather(tf.concat([shower_context, z], axis=-1), inputs["segment_ids"])
         point_base, point_logdet = self._couplings_to_base(
             self.point_flow, inputs["points"],
             **self._point_kwargs(point_context, inputs["segment_ids"], inputs["n_showers"]))
-        point_log_prob = _gaussian_log_prob(point_base) + point_logdet
+        point_log_prob = standard_normal_log_prob(point_base) + point_logdet
         per_shower = segment_mean(point_log_prob, inputs["segment_ids"], inputs["n_showers"])
         has_points = tf.cast(tf.math.unsorted_segment_sum(tf.ones_like(point_log_prob), inputs["segment_ids"],
                                                           inputs["n_showers"]) > 0, self.dtype)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from calozoo.networks.init import torch_linear
+
 __all__ = ["MLP", "ParallelMLP", "mlp_num_params", "parallel_mlp_num_params"]
 
 
@@ -22,13 +24,6 @@ def parallel_mlp_num_params(inputs: int, labels: int, hidden: Sequence[int], out
     x_sizes = [inputs, *hidden]
     x_tower = sum(2 * a * b + b for a, b in zip(x_sizes[:-1], x_sizes[1:])) + 2 * hidden[-1] * outputs + outputs
     return tower + x_tower
-
-
-def _linear(rng, fan_in: int, fan_out: int, dtype, name: str):
-    """Kernel (in, out) and bias with PyTorch's nn.Linear initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return (tf.Variable(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype), name=f"{name}_kernel"),
-            tf.Variable(rng.uniform(-bound, bound, (fan_out,)).astype(dtype), name=f"{name}_bias"))
 
 
 def _check_hidden(hidden: Sequence[int]) -> list[int]:
@@ -60,7 +55,7 @@ class MLP(tf.Module):
         rng = np.random.default_rng(seed)
         sizes = [inputs, *hidden, outputs]
         with self.name_scope:
-            self.layers = [_linear(rng, a, b, self.dtype.as_numpy_dtype, f"dense{k}")
+            self.layers = [torch_linear(rng, a, b, self.dtype.as_numpy_dtype, f"dense{k}")
                            for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
 
     def __call__(self, x, labels=None):
@@ -98,11 +93,11 @@ class ParallelMLP(tf.Module):
         tower_sizes = [labels, inputs, *hidden]
         x_sizes = [inputs, *hidden]
         with self.name_scope:
-            self.label_layers = [_linear(rng, a, b, np_dtype, f"label{k}")
+            self.label_layers = [torch_linear(rng, a, b, np_dtype, f"label{k}")
                                  for k, (a, b) in enumerate(zip(tower_sizes[:-1], tower_sizes[1:]))]
-            self.x_layers = [_linear(rng, 2 * a, b, np_dtype, f"x{k}")
+            self.x_layers = [torch_linear(rng, 2 * a, b, np_dtype, f"x{k}")
                              for k, (a, b) in enumerate(zip(x_sizes[:-1], x_sizes[1:]))]
-            self.x_layers.append(_linear(rng, 2 * hidden[-1], outputs, np_dtype, "output"))
+            self.x_layers.append(torch_linear(rng, 2 * hidden[-1], outputs, np_dtype, "output"))
 
     def __call__(self, x, labels):
         """(N, outputs) from x (N, inputs) and labels (N, labels)."""

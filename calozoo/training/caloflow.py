@@ -10,6 +10,7 @@ from calozoo.data.incident_energies import ds1_energy_list, sample_incident_ener
 from calozoo.models.caloflow import CaloFlow
 from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
 from calozoo.training.likelihood import train_by_likelihood
+from calozoo.training.settings import fit_validation_rows, merged_settings
 from calozoo.training.trainer import TrainingResult
 
 __all__ = ["DEFAULT_TRAINING", "train_caloflow"]
@@ -24,13 +25,6 @@ DEFAULT_TRAINING = {
     "student": {"batch_size": 175, "epochs": 100, "beta": 0.5, "jit_compile": True,
                 "schedule": {"name": "onecycle", "max_lr": 1e-3}},
 }
-
-
-def _merged(settings: dict | None) -> dict:
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_TRAINING.items()}
-    for key, value in (settings or {}).items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return merged
 
 
 def _nll_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, progress, name, strategy=None):
@@ -82,14 +76,11 @@ def train_caloflow(model: CaloFlow, showers, energies, checkpoint_dir, *, teache
     `epochs` overrides every part's epoch count. With a tf.distribute `strategy` (build the models in its
     scope) each step runs on per-replica slices of the batch; without one the steps are XLA-compiled.
     """
-    settings = _merged(settings)
+    settings = merged_settings(DEFAULT_TRAINING, settings)
     if epochs is not None:
         for part in ("energy_flow", "teacher", "student"):
             settings[part]["epochs"] = int(epochs)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(showers))
-    n_val = int(round(settings["validation_fraction"] * len(showers)))
-    val, train = order[:n_val], order[n_val:]
+    train, val = fit_validation_rows(len(showers), settings["validation_fraction"], seed)
     data = {k: v.numpy() for k, v in model.preprocess(showers[train], energies[train], seed).items()}
     results = {}
     if model.config.role == "teacher":

@@ -8,6 +8,7 @@ import tensorflow as tf
 from calozoo.models.caloman import CaloMan
 from calozoo.training.likelihood import total_steps, train_by_likelihood
 from calozoo.training.schedules import make_schedule
+from calozoo.training.settings import fit_validation_rows, merged_settings
 from calozoo.training.trainer import TrainingResult, train_loop
 
 __all__ = ["DEFAULT_TRAINING", "train_caloman", "encoder_means"]
@@ -25,13 +26,6 @@ DEFAULT_TRAINING = {
                     "schedule": {"name": "constant", "lr": 1e-3}},
 }
 PARTS = ("energy_flow", "autoencoder", "latent_flow")
-
-
-def _merged(settings: dict | None) -> dict:
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_TRAINING.items()}
-    for key, value in (settings or {}).items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return merged
 
 
 def _flow_training(flow, x, c, x_val, c_val, spec, checkpoint_dir, resume, seed, progress, name):
@@ -87,14 +81,13 @@ def train_caloman(model: CaloMan, showers, energies, checkpoint_dir, *, settings
     """
     if strategy is not None:
         raise ValueError("CaloMan training runs on one device; use `--strategy none`.")
-    settings = _merged(settings)
+    settings = merged_settings(DEFAULT_TRAINING, settings)
     if epochs is not None:
         for part in PARTS:
             settings[part]["epochs"] = int(epochs)
-    order = np.random.default_rng(seed).permutation(len(showers))
-    n_val = int(round(settings["validation_fraction"] * len(showers)))
-    train, valid = _numpy_inputs(model, showers[order[n_val:]], energies[order[n_val:]]), \
-        _numpy_inputs(model, showers[order[:n_val]], energies[order[:n_val]])
+    fit_rows, val_rows = fit_validation_rows(len(showers), settings["validation_fraction"], seed)
+    train = _numpy_inputs(model, showers[fit_rows], energies[fit_rows])
+    valid = _numpy_inputs(model, showers[val_rows], energies[val_rows])
     model.energy_scale.assign(float(np.abs(train["energy_x"]).max()) or 1.0)
     energy_scale = model.energy_scale.numpy()
     results = {"energy_flow": _flow_training(model.energy_flow, train["energy_x"] / energy_scale, train["energy_c"],

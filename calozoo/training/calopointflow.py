@@ -15,6 +15,7 @@ from calozoo.models.calopointflow import CaloPointFlow
 from calozoo.preprocessing.symmetry import rotate_showers_alpha
 from calozoo.training.likelihood import total_steps
 from calozoo.training.schedules import make_schedule
+from calozoo.training.settings import fit_validation_rows
 from calozoo.training.trainer import TrainingResult, train_loop
 
 __all__ = ["DEFAULT_TRAINING", "train_calopointflow"]
@@ -58,9 +59,7 @@ def train_calopointflow(model: CaloPointFlow, showers, energies, checkpoint_dir,
         spec["epochs"] = int(epochs)
     showers = np.asarray(showers, np.float32)
     energies = np.asarray(energies, np.float32).reshape(-1, 1)
-    order = np.random.default_rng(seed).permutation(len(showers))
-    n_val = max(1, int(round(float(spec["validation_fraction"]) * len(showers))))
-    train_rows, val_rows = order[n_val:], order[:n_val]
+    train_rows, val_rows = fit_validation_rows(len(showers), spec["validation_fraction"], seed)
     model.adapt(showers[train_rows], energies[train_rows], seed=seed)
     generator = tf.random.Generator.from_seed(seed + 303)
     _validation = _validation_loss(model, showers[val_rows], energies[val_rows], seed + 1)

@@ -17,6 +17,7 @@ from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow
 from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry
 from calozoo.training.distillation import adopt_permutations, copy_variables, train_by_distillation
 from calozoo.training.likelihood import train_by_likelihood
+from calozoo.training.settings import fit_validation_rows, merged_settings
 from calozoo.training.trainer import TrainingResult
 
 __all__ = ["TEACHER_TRAINING", "STUDENT_TRAINING", "train_icaloflow", "FlowData", "StreamedFlowData"]
@@ -39,13 +40,6 @@ STUDENT_TRAINING = {
     "first_layer_flow": {"batch_size": 1000, "epochs": 400, "beta": 0.5, "schedule": _onecycle(1e-3, 25.0)},
     "layer_flow": {"batch_size": 1000, "epochs": 100, "beta": 0.5, "schedule": _onecycle(5e-4, 25.0)},
 }
-
-
-def _merged(defaults: dict, settings: dict | None) -> dict:
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}
-    for key, value in (settings or {}).items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return merged
 
 
 class FlowData:
@@ -260,12 +254,12 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
         parts: the flows to train (default: all of the role's).
     """
     if model.config.role == "teacher":
-        settings, trainable = _merged(TEACHER_TRAINING, settings), FLOW_NAMES
+        settings, trainable = merged_settings(TEACHER_TRAINING, settings), FLOW_NAMES
     elif teacher is None or teacher.config.role != "teacher":
         raise ValueError("Training an iCaloFlow student needs a trained teacher: pass `teacher=` "
                          "(see `calozoo train --teacher`).")
     else:
-        settings, trainable = _merged(STUDENT_TRAINING, settings), FLOW_NAMES[1:]
+        settings, trainable = merged_settings(STUDENT_TRAINING, settings), FLOW_NAMES[1:]
     parts = trainable if parts is None else tuple(parts)
     unknown = sorted(set(parts) - set(trainable))
     if unknown:
@@ -274,8 +268,7 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
     if epochs is not None:
         for flow_name in parts:
             settings[flow_name]["epochs"] = int(epochs)
-    order = np.random.default_rng(seed).permutation(len(showers))
-    n_val = int(round(settings["validation_fraction"] * len(showers)))
+    fit_rows, val_rows = fit_validation_rows(len(showers), settings["validation_fraction"], seed)
     augment = bool(settings.get("augment_alpha", False))
 
     def flow_data(positions, augment_alpha=False):
@@ -283,9 +276,9 @@ def train_icaloflow(model: ICaloFlow, showers, energies, checkpoint_dir, *, teac
             return StreamedFlowData(model, showers.take(positions), augment_alpha=augment_alpha)
         return FlowData(model, showers[positions], energies[positions], augment_alpha=augment_alpha)
 
-    train = flow_data(order[n_val:], augment)
+    train = flow_data(fit_rows, augment)
     if model.config.role == "teacher":
-        valid = flow_data(order[:n_val])
+        valid = flow_data(val_rows)
         return {name: _train_teacher_flow(model, name, train, valid, settings[name], checkpoint_dir, resume, seed,
                                           progress, strategy) for name in parts}
     adopt_teacher_parts(student=model, teacher=teacher)

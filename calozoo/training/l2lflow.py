@@ -14,6 +14,7 @@ import tensorflow as tf
 from calozoo.models.l2lflow import L2LFlow
 from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry_images
 from calozoo.training.likelihood import train_by_likelihood
+from calozoo.training.settings import fit_validation_rows, merged_settings
 from calozoo.training.trainer import TrainingResult
 
 __all__ = ["DEFAULT_TRAINING", "train_l2lflow", "LayerData", "part_names"]
@@ -35,13 +36,6 @@ def part_names(model: L2LFlow) -> list[str]:
     if model.config.layer_flows == "shared":
         return ["energy_flow", "layer_flow"]
     return ["energy_flow"] + [f"layer_flow{i:02d}" for i in range(model.n_layers)]
-
-
-def _merged(settings: dict | None) -> dict:
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_TRAINING.items()}
-    for key, value in (settings or {}).items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return merged
 
 
 class LayerData:
@@ -152,15 +146,13 @@ def train_l2lflow(model: L2LFlow, showers, energies, checkpoint_dir, *, settings
         epochs: overrides every part's epoch count.
         parts: the parts to train (default all, see `part_names`).
     """
-    settings = _merged(settings)
+    settings = merged_settings(DEFAULT_TRAINING, settings)
     names = part_names(model)
     parts = names if parts is None else tuple(parts)
     unknown = sorted(set(parts) - set(names))
     if unknown:
         raise ValueError(f"`parts` {unknown} are not parts of this model; choose from {names}.")
-    order = np.random.default_rng(seed).permutation(len(showers))
-    n_val = max(1, int(round(settings["validation_fraction"] * len(showers))))
-    fit_rows, val_rows = order[n_val:], order[:n_val]
+    fit_rows, val_rows = fit_validation_rows(len(showers), settings["validation_fraction"], seed)
     model.set_layer_maxima(np.asarray(showers)[fit_rows])
     train = LayerData(model, np.asarray(showers)[fit_rows], np.asarray(energies)[fit_rows],
                       augment_alpha=bool(settings.get("augment_alpha", False)))
