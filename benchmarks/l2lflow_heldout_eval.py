@@ -43,7 +43,8 @@ def main():
         write_showers(generated_file, energies[rows], generated)
         results = evaluate(str(generated_file), str(reference_file), model.dataset, modes="hist,cls-high",
                            output_dir=str(workdir / f"{name}_evaluation"), fast=args.fast, progress=False)
-        report[name] = {"n_heldout": int(len(rows)), "num_params": model.num_params, "summary": dict(summary_rows(results)),
+        report[name] = {"n_heldout": int(len(rows)), "num_params": model.num_params,
+                        "summary": dict(summary_rows(results)),
                         "cls_high_auc": results["cls-high"]["auc_mean"],
                         "mean_separation_power": results["hist"]["summary"]}
         for metric, value in summary_rows(results):

@@ -67,7 +67,8 @@ def main(inputs: Path, reports: Path, output: Path) -> None:
                "results": results}
     output.write_text(json.dumps(payload, indent=1) + "\n")
     for name, result in results.items():
-        click.echo(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in result["mean_separation_power_per_group"].items()))
+        click.echo(f"{name}: "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in result["mean_separation_power_per_group"].items()))
 
 
 if __name__ == "__main__":

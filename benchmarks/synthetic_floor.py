@@ -29,7 +29,8 @@ def main():
     _, rows = heldout_rows(len(energies), args.heldout_fraction, args.split_seed)
     fresh = synthesize_showers(args.dataset, energies[rows], seed=args.seed)
     powers = separation_powers(fresh, energies[rows], showers[rows], energies[rows], load_geometry(args.dataset))
-    print(json.dumps({"n_showers": int(len(rows)), "summary": summarize_separation(powers), "powers": powers}, indent=1))
+    print(json.dumps({"n_showers": int(len(rows)), "summary": summarize_separation(powers), "powers": powers},
+                     indent=1))
 
 
 if __name__ == "__main__":

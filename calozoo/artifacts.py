@@ -84,7 +84,8 @@ def load_weights(module: tf.Module, path: str | Path) -> None:
         for key, variable in variables.items():
             value = stored[key]
             if tuple(value.shape) != tuple(variable.shape):
-                raise CalozooError(f"Weight '{key}' in {path} has shape {value.shape}; the model expects {variable.shape}.")
+                raise CalozooError(f"Weight '{key}' in {path} has shape {value.shape}; "
+                                   f"the model expects {variable.shape}.")
             variable.assign(value.astype(variable.dtype.as_numpy_dtype))
 
 

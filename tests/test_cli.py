@@ -113,7 +113,8 @@ def test_generate_streams_showers_and_is_reproducible(workspace, tmp_path):
 
 
 def test_time_reports_ms_per_shower(workspace):
-    result = run("time", "caloflow-ds1-photon-student@user", "--batch-sizes", "1,4", "--repeats", 2, "--warmup", 1, "--json")
+    result = run("time", "caloflow-ds1-photon-student@user", "--batch-sizes", "1,4", "--repeats", 2, "--warmup", 1,
+                 "--json")
     report = json.loads(result.output)
     assert [r["batch_size"] for r in report["results"]] == [1, 4]
     assert all(r["mean_ms_per_shower"] > 0 for r in report["results"])
@@ -170,7 +171,8 @@ def test_bad_energies_file_gives_one_line_and_no_output(workspace, tmp_path, kin
 def test_unknown_model_and_bad_arguments(workspace, tmp_path):
     assert_one_line_error(run("generate", "caloflow-ds1-photon-studnet", "-n", 3, "-o", tmp_path / "x.h5", ok=False),
                           "Did you mean 'caloflow-ds1-photon-student'")
-    assert_one_line_error(run("generate", "caloflow-ds1-photon-student@user", "-n", 0, "-o", tmp_path / "x.h5", ok=False),
+    assert_one_line_error(run("generate", "caloflow-ds1-photon-student@user", "-n", 0, "-o", tmp_path / "x.h5",
+                              ok=False),
                           "must be >= 1")
     assert_one_line_error(run("time", "caloflow-ds1-photon-student", "--batch-sizes", "1,x", ok=False),
                           "comma-separated")

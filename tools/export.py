@@ -15,7 +15,8 @@ from calozoo_tools._errors import reports_errors
               help="Integer SavedModel version (default: the next free one under OUT/NAME).")
 @click.option("--artifact-version", type=int, default=None, help="Which shipped artifact to export (default: newest).")
 @click.option("--float64", "use_float64", is_flag=True, help="Compute in float64 (default float32, half the size).")
-@click.option("--no-warmup", is_flag=True, help="Skip assets.extra/tf_serving_warmup_requests (no tensorflow-serving-api).")
+@click.option("--no-warmup", is_flag=True,
+              help="Skip assets.extra/tf_serving_warmup_requests (no tensorflow-serving-api).")
 @reports_errors
 def export_command(name, base_dir, version, artifact_version, use_float64, no_warmup):
     """Export model NAME (its shipped artifact) to OUT/NAME/<version>/ and write OUT/models.config."""

@@ -47,7 +47,8 @@ def parse_shard(text: str | None) -> tuple[int, int]:
         return 0, 1
     parts = text.split("/")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise click.BadParameter(f"must look like i/n (shard i of n, counting from 0); got {text!r}.", param_hint="--shard")
+        raise click.BadParameter(f"must look like i/n (shard i of n, counting from 0); got {text!r}.",
+                                 param_hint="--shard")
     index, count = int(parts[0]), int(parts[1])
     if count < 1 or index >= count:
         raise click.BadParameter(f"needs n >= 1 and 0 <= i < n; got {text!r}.", param_hint="--shard")
@@ -80,7 +81,8 @@ def shard_seed(seed: int, batch: int, index: int = 0, count: int = 1):
 @click.option("-n", "n", type=int, help="Number of showers; incident energies follow the dataset's spectrum.")
 @click.option("--energies-from", type=click.Path(dir_okay=False), help="Take incident energies from this shower file.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output HDF5 file.")
-@click.option("--batch-size", default=10_000, show_default=True, help="Showers per generation call (and per chunk written).")
+@click.option("--batch-size", default=10_000, show_default=True,
+              help="Showers per generation call (and per chunk written).")
 @click.option("--seed", default=0, show_default=True, help="Random seed: the same seed gives the same file.")
 @click.option("--version", "version", type=int, default=None, help="Artifact version (default: newest).")
 @click.option("--float64", "use_float64", is_flag=True, help="Compute in float64 (default float32, faster).")

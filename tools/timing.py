@@ -11,7 +11,8 @@ def _batch_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers; got '{text}'.", param_hint="--batch-sizes") from None
+        raise click.BadParameter(f"expected comma-separated integers; got '{text}'.",
+                                 param_hint="--batch-sizes") from None
     if not sizes or min(sizes) < 1:
         raise click.BadParameter(f"batch sizes must be >= 1; got '{text}'.", param_hint="--batch-sizes")
     return sizes
@@ -20,7 +21,8 @@ def _batch_sizes(text):
 @click.command("time")
 @click.argument("name")
 @click.option("--batch-sizes", default="1,100,10000", show_default=True, help="Comma-separated batch sizes.")
-@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1), help="Timed calls per batch size.")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Timed calls per batch size.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Untimed calls first.")
 @click.option("--paper-size", is_flag=True, help="Time the paper configuration with random weights instead of the "
                                                  "shipped artifact.")

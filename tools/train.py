@@ -49,9 +49,12 @@ def _data_files(patterns) -> list[str]:
                    "your own training of it if the user store has one, else the shipped one).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Change a config entry (compact models).")
 @click.option("--train-set", "training", multiple=True, metavar="PART.KEY=VALUE",
-              help="Change the training recipe: layer_flow.epochs=6, 'layer_flow.schedule={name: onecycle, max_lr: 2e-3}'.")
-@click.option("--heldout-fraction", default=0.2, show_default=True, help="Rows kept out of training for the card's metrics.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the split, the initialisation order and the batches.")
+              help="Change the training recipe: layer_flow.epochs=6, "
+                   "'layer_flow.schedule={name: onecycle, max_lr: 2e-3}'.")
+@click.option("--heldout-fraction", default=0.2, show_default=True,
+              help="Rows kept out of training for the card's metrics.")
+@click.option("--seed", default=0, show_default=True,
+              help="Seed of the split, the initialisation order and the batches.")
 @click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
 @click.option("--strategy", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute: one device, all local devices, or the workers of TF_CONFIG.")

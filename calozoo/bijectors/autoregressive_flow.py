@@ -79,7 +79,8 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
             ]
             self.permutations = [FixedPermutation(p, name=f"permutation{k}") for k, p in enumerate(permutations)]
         direction = "forward" if kind == "maf" else "inverse"
-        self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}") for k, m in enumerate(self.mades)]
+        self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}")
+                       for k, m in enumerate(self.mades)]
 
     # ----- structure -----------------------------------------------------------------------------
     @property

@@ -83,7 +83,8 @@ class MADE(tf.Module):
                 rng, degrees, output_degrees, strict=True, dtype=np_dtype, name="output"
             )
             if context:
-                self.ctx_kernel = tf.Variable(torch_uniform(rng, context, (context, hidden), np_dtype), name="context_kernel")
+                self.ctx_kernel = tf.Variable(torch_uniform(rng, context, (context, hidden), np_dtype),
+                                              name="context_kernel")
                 self.ctx_bias = tf.Variable(torch_uniform(rng, context, (hidden,), np_dtype), name="context_bias")
 
     @staticmethod
@@ -145,7 +146,8 @@ class MADE(tf.Module):
         targets = tf.convert_to_tensor(targets, dtype=self.in_kernel.dtype)
         if context is not None:
             context = tf.convert_to_tensor(context, dtype=self.in_kernel.dtype)
-        out_kernel = tf.transpose(tf.reshape(self.out_kernel, [self.hidden, self.features, self.params_per_feature]), [1, 0, 2])
+        out_kernel = tf.transpose(tf.reshape(self.out_kernel, [self.hidden, self.features, self.params_per_feature]),
+                                  [1, 0, 2])
         out_bias = tf.reshape(self.out_bias, [self.features, self.params_per_feature])
         batch = tf.shape(targets)[0]
         pre = tf.zeros([batch, self.hidden], targets.dtype) + self.first_layer_context(context)

@@ -11,7 +11,8 @@ __all__ = ["Squeeze"]
 
 
 class Squeeze(tfb.Bijector):
-    """Moves blocks of `factors` = (f_r, f_alpha) pixels into channels: (..., H, W, C) -> (..., H/f_r, W/f_a, C f_r f_a).
+    """Moves blocks of `factors` = (f_r, f_alpha) pixels into channels: (..., H, W, C) ->
+    (..., H/f_r, W/f_a, C f_r f_a).
 
     Glow's squeeze uses 2 x 2 on square images; calorimeter layers are not square (DS2 9 r x 16 alpha, DS3
     18 x 50), so the factors are chosen per axis (DS3: (2, 2) -> 9 x 25 x 4; DS2: (1, 2) -> 9 x 8 x 2).
@@ -86,7 +87,8 @@ class Squeeze(tfb.Bijector):
 
     def _forward_event_shape_tensor(self, input_shape):
         fh, fw = self.factors
-        return tf.concat([input_shape[:-3], [input_shape[-3] // fh, input_shape[-2] // fw, input_shape[-1] * fh * fw]], 0)
+        return tf.concat([input_shape[:-3], [input_shape[-3] // fh, input_shape[-2] // fw,
+                                             input_shape[-1] * fh * fw]], 0)
 
     def _inverse_event_shape_tensor(self, output_shape):
         fh, fw = self.factors

@@ -69,7 +69,8 @@ def read_showers(path, n_voxels: int | None = None, start: int = 0, stop: int | 
     with open_hdf5(path) as handle:
         energies_ds, showers_ds = dataset(handle, ENERGY_KEY, path), dataset(handle, SHOWER_KEY, path)
         if energies_ds.shape[0] != showers_ds.shape[0]:
-            raise ShowerFileError(f"{path}: {energies_ds.shape[0]} incident energies but {showers_ds.shape[0]} showers.")
+            raise ShowerFileError(f"{path}: {energies_ds.shape[0]} incident energies but "
+                                  f"{showers_ds.shape[0]} showers.")
         if n_voxels is not None and (len(showers_ds.shape) != 2 or showers_ds.shape[1] != n_voxels):
             raise ShowerFileError(f"{path}: showers have shape {showers_ds.shape}; expected (N, {n_voxels}).")
         try:

@@ -39,7 +39,8 @@ def validate_showers(showers, n_voxels: int | None = None, where: str = "showers
     if not np.isfinite(showers).all():
         raise ShowerFileError(f"{where}: {int((~np.isfinite(showers)).sum())} voxel value(s) are NaN or infinite.")
     if (showers < 0).any():
-        raise ShowerFileError(f"{where}: {int((showers < 0).sum())} voxel value(s) are negative; energies must be >= 0 MeV.")
+        raise ShowerFileError(f"{where}: {int((showers < 0).sum())} voxel value(s) are negative; "
+                              "energies must be >= 0 MeV.")
     return showers.astype(np.float32, copy=False)
 
 

@@ -85,7 +85,8 @@ _PROFILE_RATE = 0.5  # b of the gamma profile t^(a-1) exp(-b t)
 def _shower_parameters(physics: ShowerPhysics, energies: np.ndarray, rng: np.random.Generator) -> dict:
     """Per-shower deposited energy, profile shape and axis displacement."""
     spread = np.sqrt((physics.deposit_resolution / np.sqrt(energies / 1e3)) ** 2 + 0.02**2)
-    deposited = energies * np.clip(physics.deposit_mean * (1.0 + spread * rng.standard_normal(len(energies))), 0.02, 1.3)
+    deposited = energies * np.clip(physics.deposit_mean * (1.0 + spread * rng.standard_normal(len(energies))),
+                                   0.02, 1.3)
     t_max = np.maximum(np.log(energies / physics.critical_energy_mev) - 0.5, 0.3)
     shape = (1.0 + _PROFILE_RATE * t_max) * np.exp(physics.profile_shape_spread * rng.standard_normal(len(energies)))
     axis = physics.axis_spread * rng.standard_normal((len(energies), 2))

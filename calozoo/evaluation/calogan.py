@@ -116,8 +116,9 @@ def _halves(x, y, rng):
     return (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
 
 
-def particle_crosscheck(reference_a, reference_b, generated_a, generated_b, settings: ClassifierSettings = SEED_FAST_SETTINGS,
-                        normalise: bool = False, seed: int = 0) -> dict:
+def particle_crosscheck(reference_a, reference_b, generated_a, generated_b,
+                        settings: ClassifierSettings = SEED_FAST_SETTINGS, normalise: bool = False,
+                        seed: int = 0) -> dict:
     """A classifier of particle a (label 0) vs particle b (1) trained on one source and tested on both.
 
     Each source is split 70 / 30 into training and test rows; the test rows of the training source select the

@@ -63,8 +63,8 @@ def parse_modes(modes: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
             continue
         for mode in _ALIASES.get(name, (name,)):
             if mode not in MODES:
-                raise ValueError(f"Unknown evaluation mode '{name}'; choose from {', '.join(MODES + ('kpd', 'all', 'seed'))} "
-                                 f"(comma-separated).")
+                raise ValueError(f"Unknown evaluation mode '{name}'; "
+                                 f"choose from {', '.join(MODES + ('kpd', 'all', 'seed'))} (comma-separated).")
             if mode not in chosen:
                 chosen.append(mode)
     if not chosen:

@@ -85,15 +85,17 @@ def train_caloflow(model: CaloFlow, showers, energies, checkpoint_dir, *, teache
     results = {}
     if model.config.role == "teacher":
         valid = {k: v.numpy() for k, v in model.preprocess(showers[val], energies[val], seed + 1).items()}
-        results["energy_flow"] = _nll_training(model.energy_flow, data["energy_x"], data["energy_c"], valid["energy_x"],
-                                               valid["energy_c"], settings["energy_flow"], f"{checkpoint_dir}/energy_flow",
-                                               resume, seed, progress, "flow-I", strategy)
+        results["energy_flow"] = _nll_training(model.energy_flow, data["energy_x"], data["energy_c"],
+                                               valid["energy_x"], valid["energy_c"], settings["energy_flow"],
+                                               f"{checkpoint_dir}/energy_flow", resume, seed, progress, "flow-I",
+                                               strategy)
         results["teacher"] = _nll_training(model.shower_flow, data["shower_x"], data["shower_c"], valid["shower_x"],
                                            valid["shower_c"], settings["teacher"], f"{checkpoint_dir}/shower_flow",
                                            resume, seed, progress, "teacher", strategy)
         return results
     if teacher is None or teacher.config.role != "teacher":
-        raise ValueError("Training a CaloFlow student needs a trained teacher: pass `teacher=` (see `calozoo train --teacher`).")
+        raise ValueError("Training a CaloFlow student needs a trained teacher: pass `teacher=` "
+                         "(see `calozoo train --teacher`).")
     adopt_teacher_parts(student=model, teacher=teacher)
     results["student"] = _distill(model, teacher, data["shower_x"], data["shower_c"], settings["student"],
                                   f"{checkpoint_dir}/student", resume, seed, progress, strategy)

@@ -55,7 +55,8 @@ def copy_variables(target: tf.Module, source: tf.Module) -> None:
 
 def _check_pair(teacher: AutoregressiveRQSFlow, student: AutoregressiveRQSFlow):
     if teacher.kind != "maf" or student.kind != "iaf":
-        raise ValueError(f"Distillation needs a 'maf' teacher and an 'iaf' student; got {teacher.kind!r} and {student.kind!r}.")
+        raise ValueError("Distillation needs a 'maf' teacher and an 'iaf' student; "
+                         f"got {teacher.kind!r} and {student.kind!r}.")
     if len(teacher.blocks) != len(student.blocks) or len(teacher.permutations) != len(student.permutations):
         raise ValueError("Teacher and student must have the same number of blocks and permutations.")
 

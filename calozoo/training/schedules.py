@@ -22,14 +22,16 @@ class OneCycle(tf_keras.optimizers.schedules.LearningRateSchedule):
         if total_steps < 1:
             raise ValueError(f"`total_steps` must be >= 1; got {total_steps}.")
         self.max_lr, self.total_steps, self.pct_start = float(max_lr), int(total_steps), float(pct_start)
-        self.div_factor, self.final_div_factor, self.three_phase = float(div_factor), float(final_div_factor), bool(three_phase)
+        self.div_factor, self.final_div_factor, self.three_phase = (float(div_factor), float(final_div_factor),
+                                                                    bool(three_phase))
 
     def _phases(self):
         initial = self.max_lr / self.div_factor
         final = initial / self.final_div_factor
         up = float(self.pct_start * self.total_steps) - 1.0
         if self.three_phase:
-            return [(up, initial, self.max_lr), (2 * up, self.max_lr, initial), (self.total_steps - 1.0, initial, final)]
+            return [(up, initial, self.max_lr), (2 * up, self.max_lr, initial),
+                    (self.total_steps - 1.0, initial, final)]
         return [(up, initial, self.max_lr), (self.total_steps - 1.0, self.max_lr, final)]
 
     def __call__(self, step):

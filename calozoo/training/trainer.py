@@ -166,8 +166,8 @@ def train_loop(
 ) -> TrainingResult:
     """Trains `variables` (default: the module's trainable ones) by Adam on `loss_fn(*batch) -> (loss, monitor)`.
 
-    After every epoch `evaluate(mean monitor of the epoch)` gives the selection metric (lower is better); the epoch with the lowest
-    one is kept in `<checkpoint_dir>/best`, and the whole state (weights, optimizer, epoch, history) in
+    After every epoch `evaluate(mean monitor of the epoch)` gives the selection metric (lower is better); the epoch with
+    the lowest one is kept in `<checkpoint_dir>/best`, and the whole state (weights, optimizer, epoch, history) in
     `<checkpoint_dir>/last`, so a killed run resumed with `resume=True` loses at most the current epoch.
     At the end the best weights are loaded into `module`. `train_arrays` are row-aligned arrays (a seeded
     permutation of their rows per epoch) or a batch source such as `calozoo.data.stream.ShowerBatches` (rows
@@ -246,5 +246,6 @@ def train_loop(
         raise ValueError(f"Nothing was trained: `epochs` is {epochs} and the checkpoint is already at that epoch.")
     best.read(str(checkpoint_dir / "best" / "weights")).assert_existing_objects_matched()
     best_entry = min(history, key=lambda h: h[metric_name])
-    return TrainingResult(epochs=len(history), steps=len(history) * steps_per_epoch, wall_time_s=elapsed, history=history,
-                          best_epoch=best_entry["epoch"], best_metric=best_entry[metric_name], metric_name=metric_name)
+    return TrainingResult(epochs=len(history), steps=len(history) * steps_per_epoch, wall_time_s=elapsed,
+                          history=history, best_epoch=best_entry["epoch"], best_metric=best_entry[metric_name],
+                          metric_name=metric_name)

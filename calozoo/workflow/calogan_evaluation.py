@@ -111,8 +111,8 @@ def _render(table: dict, crosscheck: dict, roles, settings) -> str:
              "|---|" + "---|" * (2 * len(roles))]
     for particle, per in table.items():
         nll = " | ".join(f"{per[r]['test_nll']:.3f}" for r in roles)
-        memory = " | ".join(f"{per[r]['nearest_neighbours']['ratio']:.3f} ({per[r]['nearest_neighbours']['exact_copies']})"
-                            for r in roles)
+        memory = " | ".join(f"{per[r]['nearest_neighbours']['ratio']:.3f} "
+                            f"({per[r]['nearest_neighbours']['exact_copies']})" for r in roles)
         lines.append(f"| {particle} | {nll} | {memory} |")
     if crosscheck:
         lines += ["", "| particle classifier | trained on | AUC on reference | AUC on generated |", "|---|---|---|---|"]

@@ -58,15 +58,17 @@ def render_model_card(name: str, description: str, metadata: dict, retrain_comma
         "## Architecture",
         "",
         f"- trainable parameters: {metadata['num_params']:,}",
-        f"- configuration (differs from the paper's only where listed): `{json.dumps(metadata.get('config_changes', {}))}`",
+        ("- configuration (differs from the paper's only where listed): "
+         f"`{json.dumps(metadata.get('config_changes', {}))}`"),
         f"- weights stored as {metadata.get('weights_dtype', 'float16')}",
         "",
         "## Training",
         "",
     ]
     for part, result in metadata.get("training", {}).items():
-        lines.append(f"- {part}: {result['epochs']} epochs, {result['steps']} steps, {result['wall_time_s']:.0f} s wall "
-                     f"time; best epoch {result['best_epoch']} by {result['metric_name']} = {result['best_metric']:.4g}")
+        lines.append(f"- {part}: {result['epochs']} epochs, {result['steps']} steps, "
+                     f"{result['wall_time_s']:.0f} s wall time; best epoch {result['best_epoch']} "
+                     f"by {result['metric_name']} = {result['best_metric']:.4g}")
     lines += ["", "## Metrics on held-out data", ""]
     lines += _metric_lines(metadata.get("metrics", {})) or ["(none measured)"]
     versions = ", ".join(f"{k} {v}" for k, v in metadata.get("libraries", {}).items())

@@ -323,7 +323,8 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
                           "n_showers": int(len(energies)), "n_train": int(len(train_rows)), "streamed": streamed,
                           "n_heldout": int(len(held_rows)), "heldout_fraction": heldout_fraction, "split_seed": seed,
                           "synthetic": synthetic,
-                          "description": "synthetic showers (calozoo.data.synthetic)" if synthetic else "GEANT4 showers"},
+                          "description": ("synthetic showers (calozoo.data.synthetic)" if synthetic
+                                          else "GEANT4 showers")},
         "training": {part: result.to_dict() for part, result in results.items()},
         "training_wall_time_s": wall,
         "metrics": model_card_metrics(model, paths, heldout_fraction, seed) if with_metrics else {},

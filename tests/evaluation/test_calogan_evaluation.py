@@ -118,8 +118,8 @@ def test_evaluate_calogan_command_on_tiny_artifacts(tmp_path, monkeypatch, sampl
     monkeypatch.setattr(registry, "artifact_roots", lambda: {"shipped": root, "user": tmp_path / "user"})
     monkeypatch.setattr(calogan_evaluation, "SEED_FAST_SETTINGS", TINY_DNN)
     out = tmp_path / "report"
-    result = CliRunner().invoke(main, ["evaluate-calogan", "--data", f"eplus={data}", "--roles", "student", "-n", "100", "--nll-showers",
-                                       "20", "-o", str(out)])
+    result = CliRunner().invoke(main, ["evaluate-calogan", "--data", f"eplus={data}", "--roles", "student", "-n", "100",
+                                       "--nll-showers", "20", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert re.search(r"\| eplus \| unnorm\. \| [01]\.\d{3} / -?[01]\.\d{3} \|", result.output), result.output
     assert "student test NLL" in result.output

@@ -52,7 +52,8 @@ def test_a_spike_at_zero_gets_a_log_y_axis(tmp_path, captured):
     rng = np.random.default_rng(1)
     widths = lambda: np.where(rng.random(4000) < 0.4, 0.0, rng.gamma(4, 10, 4000))  # noqa: E731
     plots.plot_histogram_group("width_r", ["width_r_2"], {"width_r_2": np.linspace(0, 150, 31)},
-                               {"width_r_2": widths()}, {"width_r_2": widths()}, {"width_r_2": 0.01}, tmp_path / "w.png")
+                               {"width_r_2": widths()}, {"width_r_2": widths()}, {"width_r_2": 0.01},
+                               tmp_path / "w.png")
     top = captured[0].axes[0]
     assert top.get_yscale() == "log"
     assert top.get_ylabel() == "Density [1/mm]" and "[mm]" in captured[0].axes[1].get_xlabel()

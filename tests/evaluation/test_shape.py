@@ -145,7 +145,8 @@ def test_cli_shape_end_to_end(ds2_files, tmp_path):
     assert result.exit_code == 0, result.output
     assert "shape separation power, mean all_shape" in result.output
     numbers = json.loads((out / "results.json").read_text())["shape"]
-    assert numbers["separation_power"]["cov_eigenvalue_1"] >= 0 and len(numbers["mean_radial_profile"]["generated"]) == 9
+    assert (numbers["separation_power"]["cov_eigenvalue_1"] >= 0
+            and len(numbers["mean_radial_profile"]["generated"]) == 9)
     csv_lines = (out / "shape_diagnostics.csv").read_text().splitlines()
     assert csv_lines[0].startswith("diagnostic,separation_power") and len(csv_lines) == 1 + 3 + 3 + 2 + 45 + 9
     report = (out / "report.md").read_text()

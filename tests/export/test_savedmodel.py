@@ -53,7 +53,8 @@ def tiny_caloman() -> CaloMan:
                                  de_hidden=8, de_layers=2, de_blocks=1))
 
 
-CASES = ["tiny-student", "tiny-teacher", "tiny-caloman"] + [f"shipped:{name}" for name in SHIPPED if name in _shipped_names()]
+CASES = (["tiny-student", "tiny-teacher", "tiny-caloman"]
+         + [f"shipped:{name}" for name in SHIPPED if name in _shipped_names()])
 
 
 @pytest.fixture(scope="module", params=CASES)

@@ -62,7 +62,8 @@ def test_wheel_installs_a_working_zoo_outside_the_checkout(tmp_path):
     env["CALOZOO_HOME"] = str(tmp_path / "home")
     _run([python, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", wheel], cwd=work, env=env)
 
-    where = _run([python, "-c", "import calozoo, calozoo_tools; print(calozoo.__file__); print(calozoo_tools.__file__)"],
+    where = _run([python, "-c",
+                  "import calozoo, calozoo_tools; print(calozoo.__file__); print(calozoo_tools.__file__)"],
                  cwd=work, env=env).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
 

@@ -30,7 +30,8 @@ def test_strategy_names(monkeypatch):
 
 
 def test_worker_checkpoint_dirs_differ(monkeypatch, tmp_path):
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}))
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
     assert worker_checkpoint_dir(tmp_path) == tmp_path / "worker-1"
     monkeypatch.delenv("TF_CONFIG")
     assert worker_checkpoint_dir(tmp_path) == tmp_path
@@ -83,7 +84,8 @@ def _start(out, strategy, tf_config=None):
 
 def test_two_workers_end_with_identical_weights_equal_to_one_process(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = [_start(tmp_path, "multiworker", {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
+    processes = [_start(tmp_path, "multiworker",
+                        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
                  for i in range(2)]
     processes.append(_start(tmp_path, "none"))
     logs = []
