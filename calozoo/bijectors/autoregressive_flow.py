@@ -40,7 +40,8 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
     `flow.distribution(context)` returns the `tfd.TransformedDistribution` built from TFP bijectors.
 
     Example:
-        >>> flow = AutoregressiveRQSFlow(features=3, context=1, hidden=8, num_blocks=2, seed=0)
+        >>> flow = AutoregressiveRQSFlow(features=3, context=1, hidden=8, num_blocks=2, seed=0,
+        ...                              permutations=[np.array([2, 1, 0])])
         >>> flow.log_prob(np.zeros((2, 3)), np.zeros((2, 1))).shape
         TensorShape([2])
     """

@@ -195,7 +195,7 @@ class UnconstrainedRationalQuadraticSpline(tfb.Bijector):
     Example:
         >>> import numpy as np
         >>> bij = UnconstrainedRationalQuadraticSpline(np.zeros((3, 23)), SplineSettings())
-        >>> np.allclose(bij.forward(np.array([-1.0, 0.0, 20.0])), [-1.0, 0.0, 20.0])
+        >>> np.allclose(bij.forward(np.array([-3.5, 0.0, 20.0])), [-3.5, 0.0, 20.0])  # knots and tails stay put
         True
     """
 
