@@ -1,12 +1,13 @@
 """Generation speed of CaloPointFlow DS2/DS3 by the challenge protocol, for the README and the issue's closing note.
 
 Usage: python benchmarks/calopointflow_timing.py [--out calopointflow_timing.json] [--quick] [--only ds2|ds3]
-                                                  [--paper] [--batch-sizes B ...] [--repeats R]
+                                                  [--paper --geant4 DIR] [--batch-sizes B ...] [--repeats R]
 
 Times the shipped compact artifacts (variant II) at batch 100 and 10 000 in float32, and with `--paper` the paper-size
 d{2,3}_II configuration at batch 100 and 10 000 (random weights; speed depends on them only through the number of hits
 the conditional flow draws, which follows the frozen preprocessing statistics, so those are first fitted to the GEANT4
-showers of ../shared/geant4/ as training would fit them, and the random flow then draws realistic hit counts):
+showers in --geant4 DIR (ds{2,3}_electrons_g4_train.h5) as training would fit them, and the random flow then
+draws realistic hit counts):
 warm-up, then repetitions, mean ± std
 ms per shower, excluding model loading and file I/O (calozoo.workflow.timing). CaloPointFlow's graph has a data-
 dependent number of points, so it runs without XLA whatever `jit_compile` says. The published CPU times
@@ -19,8 +20,6 @@ from pathlib import Path
 from calozoo.data.files import read_showers
 from calozoo.workflow.timing import time_runs
 
-GEANT4 = Path(__file__).resolve().parents[2] / "shared" / "geant4"
-
 PUBLISHED_MS = {"2": {100: 161.1, 10_000: 132.6}, "3": {100: 308.5}}
 # (name, paper size?, batch sizes, repeats)
 RUNS = [
@@ -31,12 +30,17 @@ RUNS = [
 ]
 
 
-def fitted_to_geant4(model) -> str:
-    """Fits a paper-size model's preprocessing statistics to the GEANT4 showers of its dataset (see the docstring)."""
-    path = GEANT4 / f"ds{model.config.dataset}_electrons_g4_train.h5"
-    energies, showers = read_showers(path)
-    model.adapt(showers, energies)
-    return f"statistics fitted to {path.name} ({len(energies)} showers)"
+def fitted_to_geant4(directory: Path):
+    """`model -> str`: fits a paper-size model's preprocessing statistics to the GEANT4 showers of its dataset in
+    `directory` (see the docstring)."""
+
+    def prepare(model) -> str:
+        path = directory / f"ds{model.config.dataset}_electrons_g4_train.h5"
+        energies, showers = read_showers(path)
+        model.adapt(showers, energies)
+        return f"statistics fitted to {path.name} ({len(energies)} showers)"
+
+    return prepare
 
 
 def compared_with_published(row: dict) -> dict:
@@ -52,10 +56,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="batch 100 only, 1 repeat (a smoke run)")
     parser.add_argument("--only", choices=["ds2", "ds3"], default=None, help="time one dataset's models")
     parser.add_argument("--paper", action="store_true", help="also time the paper-size configurations")
+    parser.add_argument("--geant4", type=Path, default=None,
+                        help="with --paper: the folder of ds2/ds3_electrons_g4_train.h5 (fits the statistics)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="instead of each run's")
     parser.add_argument("--repeats", type=int, default=None, help="instead of each run's")
     args = parser.parse_args()
-    time_runs(args.out, [dict(name=name, paper_size=paper, warmup=1, prepare=fitted_to_geant4 if paper else None,
+    if args.paper and args.geant4 is None:
+        parser.error("--paper needs --geant4 DIR (the GEANT4 showers the paper-size statistics are fitted to)")
+    fitted = fitted_to_geant4(args.geant4) if args.paper else None
+    time_runs(args.out, [dict(name=name, paper_size=paper, warmup=1, prepare=fitted if paper else None,
                               batch_sizes=(100,) if args.quick else tuple(args.batch_sizes or batches),
                               repeats=1 if args.quick else (args.repeats or repeats))
                          for name, paper, batches, repeats in RUNS

@@ -7,7 +7,10 @@ kept out of the L2LFlow training). They are a subset of the 25 % that the compac
 incident energy (seed 12345); both files are written to --workdir and evaluated with `calozoo evaluate`'s
 function (modes hist, cls-high; official DNN settings unless --fast).
 
-Usage: python benchmarks/l2lflow_heldout_eval.py [--names NAME ...] [--fast] [--out l2lflow_heldout_eval.json]
+Usage: python benchmarks/l2lflow_heldout_eval.py --data 2=ds2_electrons_g4_train.h5 --data 3=ds3_electrons_g4_train.h5
+           [--names NAME ...] [--fast] [--out l2lflow_heldout_eval.json]
+
+Each --data gives the training file of one dataset (the file the artifacts were trained on).
 """
 
 import argparse
@@ -19,23 +22,25 @@ from calozoo.data.files import read_showers, write_showers
 from calozoo.evaluation.evaluate import evaluate, summary_rows
 from calozoo.workflow.recipe import heldout_rows
 
-FILES = {"2": "/work/shared/geant4/ds2_electrons_g4_train.h5", "3": "/work/shared/geant4/ds3_electrons_g4_train.h5"}
 NAMES = ["l2lflow-ds2-electron", "l2lflow-ds3-electron", "icaloflow-ds2-electron-student"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", action="append", required=True, metavar="DATASET=FILE",
+                        help="training file of a dataset, e.g. 2=ds2_electrons_g4_train.h5 (repeat per dataset)")
     parser.add_argument("--names", nargs="*", default=NAMES)
     parser.add_argument("--fast", action="store_true", help="small DNN classifier (not the official settings)")
     parser.add_argument("--workdir", default="/tmp/l2lflow_heldout_eval")
     parser.add_argument("--out", default="l2lflow_heldout_eval.json")
     args = parser.parse_args()
+    files = dict(entry.split("=", 1) for entry in args.data)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     report = {}
     for name in args.names:
         model = zoo.load(name, dtype="float32")
-        energies, showers = read_showers(FILES[model.dataset], n_voxels=model.n_voxels)
+        energies, showers = read_showers(files[model.dataset], n_voxels=model.n_voxels)
         _, rows = heldout_rows(len(energies), 0.2, 0)
         generated = model.generate(energies[rows], seed=12345, batch_size=1000)
         reference_file, generated_file = workdir / f"{name}_reference.h5", workdir / f"{name}_generated.h5"
