@@ -1,5 +1,5 @@
 """A Glow-style conditional flow for one calorimeter layer image: squeeze, then blocks of
-[ActNorm, RQS coupling with a U-Net conditioner, LU 1x1 convolution] (ConvL2LFlow, MODELS.md 6.2)."""
+[ActNorm, RQS coupling with a U-Net conditioner, LU 1x1 convolution] (ConvL2LFlow, docs/models.md section 6.2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """CaloPointFlow II's "DeepSetFlow" coupling: an RQS coupling on each point whose spline parameters also see a
-DeepSet summary of the identity features of every point of the same shower (MODELS.md section 4.2)."""
+DeepSet summary of the identity features of every point of the same shower (docs/models.md section 4.2)."""
 
 from __future__ import annotations
 

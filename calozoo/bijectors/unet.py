@@ -122,7 +122,8 @@ def embedding_num_params(in_channels: int, channels: int, squeeze) -> int:
 
 
 class UNet(tf.Module):
-    """The coupling conditioner of ConvL2LFlow (MODELS.md 6.2), for a `hidden` width and down-sampling factors.
+    """The coupling conditioner of ConvL2LFlow (docs/models.md section 6.2), for a `hidden` width and
+    down-sampling factors.
 
     Level l (width hidden 2^l): [conv3x3, BN, LeakyReLU] x 2, then a strided convolution (kernel = stride =
     `down_factors[l]`) to width 2 hidden 2^l. Back up: a transposed convolution to width hidden 2^l, the
@@ -188,7 +189,7 @@ class UNet(tf.Module):
 class ContextEmbedding(tf.Module):
     """Embeds the condition images (N, r, alpha, C_in) at full resolution into `channels` features at the
     squeezed resolution: conv1x1, LeakyReLU, circular conv3x3, LeakyReLU, strided conv (kernel = stride =
-    the squeeze factors), LeakyReLU, circular conv3x3 (MODELS.md 6.2)."""
+    the squeeze factors), LeakyReLU, circular conv3x3 (docs/models.md section 6.2)."""
 
     def __init__(self, in_channels, channels=8, squeeze=(2, 2), seed=0, dtype=tf.float32, name=None):
         super().__init__(name=name or "context_embedding")

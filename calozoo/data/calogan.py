@@ -1,4 +1,4 @@
-"""Shower files in the CaloGAN format (../shared/reference/CALOGAN.md section 1), read and written.
+"""Shower files in the CaloGAN format (docs/calogan.md section 1.2), read and written.
 
 A CaloGAN file holds `energy` (N, 1) in **GeV**, `layer_0` (N, 3, 96), `layer_1` (N, 12, 12), `layer_2` (N, 12, 6)
 and `overflow` (N, 3), all in **MeV**. calozoo works on flat showers (N, 504) MeV with incident energies (N, 1) MeV

@@ -8,13 +8,13 @@
 
 Sources (no file could be checked here: the machines reach no data host):
     - Records and MD5s: the data loader of CaloPointFlow (simonschnake/CaloPointFlow, `calopointflow/data.py`
-      @ 21904a78), summarised in shared/calochallenge/GEOMETRY.md and shared/reference/MODELS.md section 7.12.
+      @ 21904a78), listed in docs/datasets.md section 1.
       DS2 and DS3 use the version records 6366271 and 6366324 behind the concept DOIs 6366270 and 6366323.
     - Sizes: only the two DS2 files have a size here, taken from a third-party download script that quotes the
       Zenodo record (1 356 475 617 and 1 366 708 391 bytes). The other sizes are unknown (None); the download
       takes the size from the server's Content-Length instead.
-    - Shower counts: GEOMETRY.md. The DS1 pion counts are left unknown because our two notes disagree
-      (120 800 for both files versus 120 230 for the second one).
+    - Shower counts: docs/datasets.md sections 2 and 3. The DS1 pion counts are left unknown because our two notes
+      disagree (120 800 for both files versus 120 230 for the second one).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Calorimeter geometries: the CaloChallenge datasets (from the official binning XML files) and the CaloGAN detector.
 
 CaloChallenge layers are polar (`Layer`: radial x angular bins); CaloGAN layers are Cartesian (`CartesianLayer`:
-x by y cells, ../shared/reference/CALOGAN.md section 1). Both give voxel centres, flat slices and a `voxel_index`
+x by y cells, docs/calogan.md section 1.1). Both give voxel centres, flat slices and a `voxel_index`
 that bins transverse positions, so code that works on a `Geometry` works on either.
 """
 
@@ -28,8 +28,8 @@ _XML_FILES = {
     "3": ("binning_dataset_3.xml", "electron"),
 }
 
-# Voxels below this energy (MeV) are zeroed by the official evaluation (EVALUATION.md section 2).
-# CaloGAN: the 0.01 MeV threshold that CaloFlow applies when it saves showers (CALOGAN.md section 2).
+# Voxels below this energy (MeV) are zeroed by the official evaluation (docs/evaluation.md section 1).
+# CaloGAN: the 0.01 MeV threshold that CaloFlow applies when it saves showers (docs/calogan.md section 2.4).
 _EVALUATION_THRESHOLDS_MEV = {"1-photons": 1.0, "1-pions": 1.0, "2": 0.5e-3 / 0.033, "3": 0.5e-3 / 0.033,
                               **{name: 0.01 for name in CALOGAN_DATASETS}}
 
@@ -266,7 +266,7 @@ def _parse_binning(xml_text: str, name: str, particle: str) -> Geometry:
     return Geometry(name=name, particle=particle, layers=tuple(layers))
 
 
-# CaloGAN (CALOGAN.md section 1): (n_x, n_y), cell size (mm) and z faces (mm, detector front at -240) per layer.
+# CaloGAN (docs/calogan.md section 1.1): (n_x, n_y), cell size (mm) and z faces (mm, detector front at -240) per layer.
 _CALOGAN_LAYERS = (((3, 96), (160.0, 5.0), (-240.0, -150.0)),
                    ((12, 12), (40.0, 40.0), (-150.0, 197.0)),
                    ((12, 6), (40.0, 80.0), (197.0, 240.0)))

@@ -9,7 +9,8 @@ __all__ = ["DS1_ENERGIES", "ds1_energy_list", "sample_incident_energies"]
 # Dataset 1: 15 discrete energies 2^8 .. 2^22 MeV (256 MeV .. 4.19 TeV).
 DS1_ENERGIES = 2.0 ** np.arange(8, 23)
 
-# Events per energy in dataset_1_{photons,pions}_1.hdf5 (MODELS.md 7.12): 10 000 each up to 2^18, then fewer.
+# Events per energy in dataset_1_{photons,pions}_1.hdf5 (docs/datasets.md section 3): 10 000 each up to 2^18,
+# then fewer.
 _DS1_COUNTS = {
     "photon": [10_000] * 11 + [5_000, 3_000, 2_000, 1_000],  # 121 000
     "pion": [10_000] * 10 + [9_800, 5_000, 3_000, 2_000, 1_000],  # 120 800

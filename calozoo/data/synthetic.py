@@ -55,7 +55,7 @@ _EM_DS1 = {0: (0.0, 1.5), 1: (1.5, 6.0), 2: (6.0, 22.0), 3: (22.0, 24.0), 12: (2
 _HAD_DS1 = {0: (0.0, 0.08), 1: (0.08, 0.45), 2: (0.45, 1.2), 3: (1.2, 1.3), 12: (1.3, 2.8), 13: (2.8, 6.2),
             14: (6.2, 8.0)}
 
-# CaloGAN (CALOGAN.md section 1): 15 / 57.83 / 7.17 sampling cells of 2 mm Pb + 4 mm LAr per layer.
+# CaloGAN (docs/calogan.md section 1.1): 15 / 57.83 / 7.17 sampling cells of 2 mm Pb + 4 mm LAr per layer.
 # One cell is 2/5.6 + 4/140 = 0.386 X0 (e+, gamma). Pions use 0.04 "hadronic units" per cell (the real 0.0164
 # lambda_I would let almost every synthetic pion shower leak): a made-up scale giving ~18 % visible energy.
 _CALOGAN_CELLS = (0.0, 15.0, 72.833, 80.0)

@@ -1,4 +1,4 @@
-"""The evaluation of "A Classifier as an Ultimate Metric: The CALOFLOW Example" (CALOGAN.md sections 2 and 4).
+"""The evaluation of "A Classifier as an Ultimate Metric: The CALOFLOW Example" (docs/calogan.md sections 3 and 4).
 
 - `seed_classifier`: the DNN on voxels (unnormalised, or normalised per layer) telling generated from reference
   showers, isotonic calibration, AUC and JSD (the seed's table, `seed_table`);

@@ -1,5 +1,5 @@
-"""Binary classifiers that tell generated from reference showers (EVALUATION.md section 5), plus a gradient-boosting
-cross-check.
+"""Binary classifiers that tell generated from reference showers (docs/evaluation.md section 4), plus a
+gradient-boosting cross-check.
 
 The DNN follows the official script: labels generated = 0 and reference = 1; an MLP of `n_hidden_layers` x `width`
 units with LeakyReLU(0.01) and PyTorch's default Linear initialisation; BCE on logits, Adam (lr 2e-4, eps 1e-8), batch
@@ -30,10 +30,10 @@ __all__ = [
     "hgb_auc",
 ]
 
-# Events per class in the official split (train, test, validation), EVALUATION.md section 5.
+# Events per class in the official split (train, test, validation), docs/evaluation.md section 4.
 _OFFICIAL_SPLITS = {"1-photons": (80_000, 20_000, 21_000), "1-pions": (80_000, 20_000, 20_800),
                     "2": (60_000, 20_000, 20_000), "3": (60_000, 20_000, 20_000),
-                    # The seed's CaloGAN classifier: 60k / 20k / 20k per class (CALOGAN.md section 2).
+                    # The seed's CaloGAN classifier: 60k / 20k / 20k per class (docs/calogan.md section 3.1).
                     **{name: (60_000, 20_000, 20_000) for name in ("calogan-eplus", "calogan-gamma", "calogan-piplus")}}
 _CALIBRATION_BOUNDS = (1e-6, 1.0 - 1e-6)
 

@@ -1,5 +1,5 @@
-"""Sample distances: Fréchet and kernel physics distances (FPD / KPD, EVALUATION.md section 7) and
-precision / recall / density / coverage (PRDC, section 8). Our own implementations of the published definitions.
+"""Sample distances: Fréchet and kernel physics distances (FPD / KPD, docs/evaluation.md section 5) and
+precision / recall / density / coverage (PRDC, section 6). Our own implementations of the published definitions.
 
 FPD and KPD follow jetnet 0.2.5's defaults: features divided by the maximum absolute value of each reference feature,
 bootstrap draws *with replacement* (so sizes above the sample size are allowed), a seed of 42. A draw with replacement
@@ -130,7 +130,7 @@ def kpd(reference: np.ndarray, generated: np.ndarray, num_batches: int = 10, bat
 
 
 def prdc_inputs(thresholded_showers: np.ndarray) -> np.ndarray:
-    """log10 of the thresholded voxels with every 0 replaced by 0.1 MeV (EVALUATION.md section 8)."""
+    """log10 of the thresholded voxels with every 0 replaced by 0.1 MeV (docs/evaluation.md section 6)."""
     showers = np.asarray(thresholded_showers, np.float64)
     return np.log10(np.where(showers == 0.0, 0.1, showers))
 

@@ -1,4 +1,4 @@
-"""High-level shower features of the official CaloChallenge evaluation (EVALUATION.md section 3), in float64.
+"""High-level shower features of the official CaloChallenge evaluation (docs/evaluation.md section 2), in float64.
 
 Every feature is computed from *thresholded* showers: voxels below `Geometry.evaluation_threshold_mev`
 (1 MeV for DS1, 0.01515 MeV for DS2/3) are set to 0 first. Work is done layer by layer on float64 copies of one
@@ -24,7 +24,7 @@ __all__ = [
     "CLASSIFIER_INPUT_MODES",
 ]
 
-# Epsilons of the official code (EVALUATION.md section 11).
+# Epsilons of the official code (docs/evaluation.md section 7).
 WEIGHT_EPSILON = 1e-16
 LOG_EPSILON = 1e-8
 
@@ -134,7 +134,7 @@ def compute_features(showers: np.ndarray, energies: np.ndarray, geometry: Geomet
 
 
 def high_level_vector(features: HighLevelFeatures, relative_energies: bool = False) -> np.ndarray:
-    """The cls-high / FPD feature vector (N, 1 + 3L + 4A + 1) in the official order (EVALUATION.md section 5).
+    """The cls-high / FPD feature vector (N, 1 + 3L + 4A + 1) in the official order (docs/evaluation.md section 4).
 
     Lengths: 30 (1-photons), 46 (1-pions), 362 (DS2 and DS3).
 
@@ -178,7 +178,7 @@ def _low_level_inputs(showers, energies, geometry: Geometry) -> np.ndarray:
 
 
 def _normed_inputs(showers, energies, geometry: Geometry) -> np.ndarray:
-    # Official quirk (EVALUATION.md section 5): layer energies from thresholded showers, voxels only clipped at 0.
+    # Official quirk (docs/evaluation.md section 4): layer energies from thresholded showers, voxels only clipped at 0.
     features = compute_features(showers, energies, geometry)
     raw = np.maximum(np.asarray(showers, np.float64), 0.0)
     normed = [raw[:, layer.voxel_slice] / (features.layer_energy[:, [i]] + WEIGHT_EPSILON)
@@ -187,7 +187,7 @@ def _normed_inputs(showers, energies, geometry: Geometry) -> np.ndarray:
 
 
 def classifier_inputs(mode: str, showers: np.ndarray, energies: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """One float64 row per shower for the DNN classifier `mode` (EVALUATION.md section 5).
+    """One float64 row per shower for the DNN classifier `mode` (docs/evaluation.md section 4).
 
     - cls-low: [log10 E_inc, thresholded voxels / E_inc]            (1 + V columns)
     - cls-low-normed: [log10 E_inc, voxels / (E_layer + 1e-16), log10(E_layer + 1e-8)]   (1 + V + L)

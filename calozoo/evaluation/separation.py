@@ -1,4 +1,4 @@
-"""Histograms with the official binnings and their separation powers (EVALUATION.md section 4).
+"""Histograms with the official binnings and their separation powers (docs/evaluation.md section 3).
 
 Separation power of a reference histogram h and a generated one g, each normalised to unit sum over the bins in
 range (values outside the range are dropped):  S = 1/2 * sum_i (h_i - g_i)^2 / (h_i + g_i + 1e-16),  0 <= S <= 1.

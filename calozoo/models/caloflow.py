@@ -4,8 +4,8 @@ the original CaloGAN detector (CaloFlow v1 teacher / v2 student, arXiv:2106.0528
 Flow-I learns the layer energies in u-space given E_inc; Flow-II learns the layer-normalised voxels in logit
 space given E_inc and the layer energies. The teacher's Flow-II is a MAF (density in one pass), the student's
 an IAF distilled from it (sampling in one pass). One code path serves both detectors; the constants that differ
-(conditions, u-space factor, clamp) are config fields. Constants: ../shared/reference/MODELS.md section 2 (DS1)
-and CALOGAN.md section 2 (CaloGAN).
+(conditions, u-space factor, clamp) are config fields. Constants: docs/models.md section 2 (DS1) and
+docs/calogan.md section 2 (CaloGAN).
 """
 
 from __future__ import annotations

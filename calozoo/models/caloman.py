@@ -10,7 +10,7 @@ Three steps, trained one after the other (calozoo.training.caloman):
 Both flows see their inputs divided by the largest |value| of the training inputs (the reference's `scale_data`).
 
 Sampling: E_inc snapped to the DS1 energies -> EPL flow -> layer energies -> y -> DE flow -> decoder mean ->
-clip to [0, 1] -> each layer times its energy. Constants: ../shared/reference/MODELS.md section 5.
+clip to [0, 1] -> each layer times its energy. Constants: docs/models.md section 5.
 """
 
 from __future__ import annotations

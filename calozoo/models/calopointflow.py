@@ -1,5 +1,5 @@
 """CaloPointFlow for CaloChallenge datasets 2 and 3: showers as point clouds (Schnake, Krücker, Borras;
-CaloPointFlow II, arXiv:2403.15782; model I, arXiv:2211.15460). Spec: MODELS.md section 4.
+CaloPointFlow II, arXiv:2403.15782; model I, arXiv:2211.15460). Spec: docs/models.md section 4.
 
 A shower is the set of its hit voxels. Four parts, all conditioned on E_in' = standardised log E_inc:
 
@@ -57,7 +57,8 @@ _MIN_FRACTION = 1e-10
 
 @dataclasses.dataclass(frozen=True)
 class CaloPointFlowConfig(FlowConfig):
-    """Everything that defines a CaloPointFlow model; the defaults are d2_II of the reference code (MODELS.md 4.2).
+    """Everything that defines a CaloPointFlow model; the defaults are d2_II of the reference code
+    (docs/models.md section 4.2).
 
     Hidden-layer lists count hidden layers: `encoder_point_hidden=[64, 128, 1024]` with `encoder_width=1024` is
     3 -> 64 -> 128 -> 1024 -> (Linear) 1024. `*_layers` are the hidden layers of a flow's conditioner MLP.
@@ -191,8 +192,8 @@ class PointEncoder(tf.Module):
 
 def assign_alpha(segment_ids, z_index, r_index, n_alpha: int, seed, grid_cells: int, n_r: int):
     """Alpha bins for points given their shower and (z, r) cell: the c points of an occupied cell get distinct alpha
-    bins of a random permutation of the `n_alpha` bins (MODELS.md 4.4 step 5); the (c - n_alpha) points beyond one
-    chunk reuse the permutation, so their energies add to occupied voxels.
+    bins of a random permutation of the `n_alpha` bins (docs/models.md section 4.4, step 5); the (c - n_alpha) points
+    beyond one chunk reuse the permutation, so their energies add to occupied voxels.
 
     Args:
         segment_ids, z_index, r_index: (P,) int32.
@@ -369,7 +370,8 @@ class CaloPointFlow(ShowerGenerator):
 
     # ----- the ELBO -----------------------------------------------------------------------------------
     def elbo_terms(self, showers_mev, incident_energies_mev, seed):
-        """The four loss terms of MODELS.md 4.3, each normalised by its dimension (scalars; the loss is their sum).
+        """The four loss terms of docs/models.md section 4.3, each normalised by its dimension (scalars; the loss is
+        their sum).
 
         `entropy` is -H[q(z|x)] / latent with the exact Gaussian entropy; `points` averages over the points of each
         shower, then over the showers that have points.
@@ -480,7 +482,7 @@ class CaloPointFlow(ShowerGenerator):
 
     def sample_showers(self, incident_energies, seed):
         """Showers (N, V) float32 MeV for E_inc (N, 1) MeV: conditionals -> latent -> points -> voxels, each shower
-        rescaled to its sampled energy sum (MODELS.md 4.4)."""
+        rescaled to its sampled energy sum (docs/models.md section 4.4)."""
         seed = tf.convert_to_tensor(seed, tf.int32)
         incident = tf.reshape(tf.cast(incident_energies, self.dtype), [-1, 1])
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))

@@ -10,7 +10,7 @@ Three conditional flows, each 8 MADE-RQS blocks with global reverse/random permu
 
 Showers are generated inductively: layer 0 from Flow-2, then layer n from Flow-3 given the generated layer n-1.
 The teacher's Flow-2/Flow-3 are MAFs (one-pass density), the student's IAFs distilled from them (one-pass
-sampling); Flow-1 is a MAF in both, the student reusing the teacher's. Constants: MODELS.md section 3.
+sampling); Flow-1 is a MAF in both, the student reusing the teacher's. Constants: docs/models.md section 3.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Convolutional L2LFlows for CaloChallenge datasets 2 and 3 (Buss, Gaede, Kasieczka, Krause, Shih;
-arXiv:2405.20407). Spec and constants: MODELS.md section 6.
+arXiv:2405.20407). Spec and constants: docs/models.md section 6.
 
 - The energy flow: a MAF-RQS on the 45 layer energies, logit(E_k / 63.6065 GeV), given 2 log10(E_inc/GeV) - 3.
 - The layer flows: Glow-style flows on each layer image (r x alpha; calozoo.bijectors.conv_flow) conditioned
@@ -9,7 +9,7 @@ arXiv:2405.20407). Spec and constants: MODELS.md section 6.
   embedding (45 more context channels, absent previous layers as zeros): 45x fewer parameters, which is what
   keeps a shipped artifact small.
 
-Generation (section 6.4): layer energies from the energy flow, resampled while sum(E_k) / E_inc > veto
+Generation (docs/models.md section 6.4): layer energies from the energy flow, resampled while sum(E_k) / E_inc > veto
 (2.6); then layer by layer, each conditioned on the samples of the previous ones; finally the voxel
 transform is inverted for all layers and voxels below 15.15 keV are set to 0. Units inside are GeV.
 """
@@ -203,7 +203,7 @@ class L2LFlow(ShowerGenerator):
         layers = np.asarray(showers_mev, np.float64).reshape(-1, self.n_layers, self.n_alpha * self.n_r) / 1e3
         self.layer_maxima_gev.assign(layers.max(axis=(0, 2)).astype(self.dtype.as_numpy_dtype))
 
-    # ----- preprocessing (MODELS.md 6.1) -----------------------------------------------------------------
+    # ----- preprocessing (docs/models.md section 6.1) ----------------------------------------------------
     def incident_condition(self, incident_gev):
         """2 log10(E_inc / GeV + 1e-6) - 3, in [-3, 3] for 1 GeV - 1 TeV."""
         return 2.0 * tf.math.log(incident_gev + 1e-6) / np.log(10.0) - 3.0
@@ -348,7 +348,7 @@ class L2LFlow(ShowerGenerator):
         total = tf.zeros(tf.shape(transformed)[:1], self.dtype)
         return tf.while_loop(lambda layer, _: layer < self.n_layers, body, (tf.constant(0), total))[1]
 
-    # ----- generation (MODELS.md 6.4) ---------------------------------------------------------------------
+    # ----- generation (docs/models.md section 6.4) --------------------------------------------------------
     def sample_layer_energies(self, incident_gev, seed):
         """Layer energies (N, 45) GeV from the energy flow; rows with sum / E_inc > veto are redrawn (at most
         `max_veto_rounds` times; a row still vetoed after that keeps its last draw)."""

@@ -1,4 +1,4 @@
-"""Continuous stand-ins for integer point coordinates (CaloPointFlow, MODELS.md section 4.1).
+"""Continuous stand-ins for integer point coordinates (CaloPointFlow, docs/models.md section 4.1).
 
 - CDF dequantisation (model II): an integer k becomes cdf[k] + pdf[k] * u with u ~ U(0, 1), where cdf/pdf are the
   empirical marginal histogram of the training data, then probit. Its inverse is a search in the cdf.

@@ -1,7 +1,7 @@
 """Standardisation and min-max scaling with statistics measured once on training data, then frozen.
 
 The statistics are non-trainable `tf.Variable`s, so they are saved with the model's weights and its SavedModel
-(CaloPointFlow's "epoch 0" statistics, MODELS.md section 4.1).
+(CaloPointFlow's "epoch 0" statistics, docs/models.md section 4.1).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from calozoo.training.trainer import TrainingResult
 
 __all__ = ["DEFAULT_TRAINING", "train_caloflow"]
 
-# The reference recipes (MODELS.md section 2.3); YAML configs override any entry.
+# The reference recipes (docs/models.md section 2.3); YAML configs override any entry.
 DEFAULT_TRAINING = {
     "validation_fraction": 0.3,
     "energy_flow": {"batch_size": 200, "epochs": 100, "jit_compile": True,

@@ -13,7 +13,7 @@ from calozoo.training.trainer import TrainingResult, train_loop
 
 __all__ = ["DEFAULT_TRAINING", "train_caloman", "encoder_means"]
 
-# The reference recipe (MODELS.md section 5.3): Adam 1e-3, batch 512, gradient norm clipped at 10; the
+# The reference recipe (docs/models.md section 5.3): Adam 1e-3, batch 512, gradient norm clipped at 10; the
 # autoencoder with per-step cosine annealing. YAML configs override any entry. The reference's early stopping
 # (patience 20) is not reproduced: every epoch runs and the best validation epoch is kept.
 DEFAULT_TRAINING = {

@@ -1,4 +1,5 @@
-"""How CaloPointFlow is trained: the ELBO of MODELS.md 4.3 on whole showers, AdamW, cosine learning rate.
+"""How CaloPointFlow is trained: the ELBO of docs/models.md section 4.3 on whole showers, AdamW, cosine learning
+rate.
 
 The preprocessing statistics are measured once on the training rows before the first step (the reference's
 "epoch 0" statistics) and frozen; they are variables of the model, so checkpoints and artifacts carry them.
@@ -20,8 +21,8 @@ from calozoo.training.trainer import TrainingResult, train_loop
 
 __all__ = ["DEFAULT_TRAINING", "train_calopointflow"]
 
-# MODELS.md 4.3: AdamW lr 1e-3, weight decay 0.01, cosine annealing over the run (here per step, to 0), batch 256
-# (DS2) / 64 (DS3 II) / 128 (DS3 I), 100 epochs; the YAML configs override any entry.
+# docs/models.md section 4.3: AdamW lr 1e-3, weight decay 0.01, cosine annealing over the run (here per step, to
+# 0), batch 256 (DS2) / 64 (DS3 II) / 128 (DS3 I), 100 epochs; the YAML configs override any entry.
 DEFAULT_TRAINING = {"validation_fraction": 0.1, "batch_size": 256, "epochs": 100, "weight_decay": 0.01,
                     "schedule": {"name": "cosine", "lr": 1e-3}, "clip_norm": None}
 

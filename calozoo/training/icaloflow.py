@@ -27,7 +27,7 @@ def _onecycle(max_lr, div_factor, **extra):
     return {"name": "onecycle", "max_lr": max_lr, "div_factor": div_factor, **extra}
 
 
-# The DS2 recipes of MODELS.md section 3.3 (batch 1000); the YAML configs override any entry.
+# The DS2 recipes of docs/models.md section 3.3 (batch 1000); the YAML configs override any entry.
 TEACHER_TRAINING = {
     "validation_fraction": 0.3,
     "energy_flow": {"batch_size": 1000, "epochs": 500,

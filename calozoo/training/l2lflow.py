@@ -1,4 +1,5 @@
-"""How a convolutional L2LFlow is trained: the energy flow and every layer flow by likelihood (MODELS.md 6.3).
+"""How a convolutional L2LFlow is trained: the energy flow and every layer flow by likelihood
+(docs/models.md section 6.3).
 
 Every step draws fresh noise: the flows see the raw showers (GeV layer images in memory) and
 `L2LFlow.energy_flow_x` / `L2LFlow.window_inputs` turn a batch into (x, context) inside the compiled step.
@@ -19,9 +20,9 @@ from calozoo.training.trainer import TrainingResult
 
 __all__ = ["DEFAULT_TRAINING", "train_l2lflow", "LayerData", "part_names"]
 
-# MODELS.md 6.3 (batch 1024). The energy flow's ExponentialLR gamma = (3e-3)^(1/2000) per epoch is a decay to
-# 3e-3 of the rate over the run; the layer flows' OneCycle uses PyTorch's defaults and their gradients are clipped
-# to a global norm of 100, as in the reference.
+# docs/models.md section 6.3 (batch 1024). The energy flow's ExponentialLR gamma = (3e-3)^(1/2000) per epoch is a
+# decay to 3e-3 of the rate over the run; the layer flows' OneCycle uses PyTorch's defaults and their gradients are
+# clipped to a global norm of 100, as in the reference.
 DEFAULT_TRAINING = {
     "validation_fraction": 0.1,
     "energy_flow": {"batch_size": 1024, "epochs": 2000,
