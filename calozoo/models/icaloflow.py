@@ -25,7 +25,7 @@ from calozoo.bijectors.layerwise_permutation import alternating_permutations
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
-from calozoo.preprocessing import inverse_logit_transform, layer_normalize, logit_transform
+from calozoo.preprocessing import inverse_logit_transform, layer_normalize, logit_transform, rescale_rows
 
 __all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS"]
 
@@ -119,13 +119,6 @@ class ICaloFlowConfig(FlowConfig):
         }
         counts["total"] = sum(counts.values())
         return counts
-
-
-def _rescaled(values, target, floor):
-    """Rows of `values` (N, L) scaled to sum to `target`; a row summing to `floor` or less becomes all zeros."""
-    total = tf.reduce_sum(values, axis=-1, keepdims=True)
-    empty = total <= floor
-    return tf.where(empty, tf.zeros_like(values), values * target / tf.where(empty, tf.ones_like(total), total))
 
 
 class ICaloFlow(ShowerGenerator):
@@ -293,9 +286,9 @@ class ICaloFlow(ShowerGenerator):
         fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
         if self.config.dequantization != "uniform":
             layer = self._cut(fractions * energy_mev)
-            return _rescaled(layer, energy_mev, 0.0) if self.config.renormalize_layers else layer
+            return rescale_rows(layer, energy_mev, 0.0) if self.config.renormalize_layers else layer
         if self.config.renormalize_layers:
-            fractions = _rescaled(fractions, 1.0, self.config.logit_alpha)
+            fractions = rescale_rows(fractions, 1.0, self.config.logit_alpha)
         return self._cut(fractions * energy_mev)
 
     def sample_layer_energies(self, incident_mev, seed):

@@ -27,7 +27,7 @@ from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
-from calozoo.preprocessing import inverse_logit_transform, logit_transform
+from calozoo.preprocessing import inverse_logit_transform, logit_transform, rescale_rows
 
 __all__ = ["L2LFlowConfig", "L2LFlow", "LAYER_FLOW_MODES"]
 
@@ -87,6 +87,9 @@ class L2LFlowConfig(FlowConfig):
     log_divisor: float = 7.0
     voxel_logit_alpha: float = 1e-2
     veto: float = 2.6
+    # The paper: False (a generated layer sums to the energy flow's E_k only as far as the layer flow learned it);
+    # True rescales each layer after the cut to E_k, so the energy flow alone sets the layer energies.
+    renormalize_layers: bool = False
     max_veto_rounds: int = 20
     permutation_seed: int = 0
     seed: int = 0
@@ -394,6 +397,9 @@ class L2LFlow(ShowerGenerator):
             transformed = tf.stack(samples, axis=1)
         voxels = self.inverse_transform_voxels(transformed, tf.range(self.n_layers)[None, :])
         voxels = tf.where(voxels < self.config.cut_gev, tf.zeros_like(voxels), voxels)
+        if self.config.renormalize_layers:
+            flat = tf.reshape(voxels, tf.stack([n, self.n_layers, -1]))
+            voxels = tf.reshape(rescale_rows(flat, energies[..., None]), tf.shape(voxels))
         return tf.cast(self.showers_mev(voxels), tf.float32)
 
     def _sample_shared(self, previous, energies, incident, seed):

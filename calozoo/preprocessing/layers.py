@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-__all__ = ["split_layers", "layer_sums", "layer_normalize", "rescale_layers"]
+__all__ = ["split_layers", "layer_sums", "layer_normalize", "rescale_layers", "rescale_rows"]
 
 
 def split_layers(voxels, layer_sizes: Sequence[int]):
@@ -31,3 +31,15 @@ def rescale_layers(shapes, layer_energies, layer_sizes: Sequence[int]):
         for k, b in enumerate(blocks)
     ]
     return tf.concat(scaled, axis=-1)
+
+
+def rescale_rows(values, target, floor=0.0):
+    """Rows of `values` (..., L) scaled to sum to `target` (..., 1); a row summing to `floor` or less becomes zeros
+    (rather than being inflated from rounding residue).
+
+        >>> rescale_rows(tf.constant([[1.0, 3.0], [0.0, 0.0]]), tf.constant([[8.0], [5.0]])).numpy().tolist()
+        [[2.0, 6.0], [0.0, 0.0]]
+    """
+    total = tf.reduce_sum(values, axis=-1, keepdims=True)
+    empty = total <= floor
+    return tf.where(empty, tf.zeros_like(values), values * target / tf.where(empty, tf.ones_like(total), total))

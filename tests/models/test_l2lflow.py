@@ -158,6 +158,23 @@ def test_generation_shapes_cut_and_seeds(mode, tiny_models):
     assert not np.array_equal(showers, sample(energies, seed_pair(5)).numpy())
 
 
+
+def test_renormalized_layers_carry_the_energy_flows_layer_energies():
+    plain, renormalized = tiny(dtype="float64"), tiny(dtype="float64", renormalize_layers=True)
+    incident = tf.constant([[1_500.0], [40_000.0], [700_000.0]], tf.float64)
+    seed = seed_pair(6)
+    energy_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))[0]
+    layer_energies_mev = plain.sample_layer_energies(incident / 1e3, energy_seed).numpy() * 1e3
+    before = plain.sample_showers(incident, seed).numpy().reshape(3, 45, -1).astype(np.float64)
+    after = renormalized.sample_showers(incident, seed).numpy().reshape(3, 45, -1).astype(np.float64)
+    occupied = before.sum(-1) > 0
+    assert occupied.sum() > 10
+    np.testing.assert_allclose(after.sum(-1)[occupied], layer_energies_mev[occupied], rtol=1e-5)
+    np.testing.assert_array_equal(after > 0, before > 0)
+    ratio = np.where(before > 0, after / np.where(before > 0, before, 1.0), np.nan)
+    spread = np.nanmax(ratio, axis=-1) - np.nanmin(ratio, axis=-1)
+    np.testing.assert_allclose(spread[occupied], 0.0, atol=1e-4 * np.nanmax(ratio))
+
 # ----- training ------------------------------------------------------------------------------------------
 FAST = {"validation_fraction": 0.25,
         "energy_flow": {"batch_size": 30, "schedule": {"name": "constant", "lr": 5e-3}},
