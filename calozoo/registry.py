@@ -256,7 +256,8 @@ def load(name, version: int | None = None, dtype: str | None = None):
     `name` is a registered name (the newest shipped version; `NAME@user` for the newest of your own trainings,
     see `resolve_artifact`) or the path of an artifact directory (`zoo.load("runs/out/NAME/v3")`).
     `dtype` ('float32' or 'float64') changes the compute precision (the weights are cast).
-    The model's `artifact_dir` and `artifact_origin` ('shipped', 'user' or 'path') say what was loaded.
+    Sets the model's `artifact_dir` and `artifact_origin` ('shipped', 'user' or 'path'), the attributes
+    `ShowerGenerator` declares (None on a model built in memory), to say what was loaded.
     """
     path = _as_path(name)
     if path is None:

@@ -1,11 +1,11 @@
 """`calozoo generate`: showers from a model, streamed to an HDF5 file in chunks, optionally one shard of a run.
 
 A large run is split over processes or machines with `--shard i/n`: every shard computes the same energy list
-(same seed or file), writes rows [i*N/n, (i+1)*N/n) of it, and draws its own independent random streams.
+(same seed or file), writes rows [i*N/n, (i+1)*N/n) of it, and draws its own independent random streams (the rule
+is `ShowerGenerator.iter_generate`'s, see calozoo.models.base: `shard_rows`, `shard_seed`).
 """
 
 import click
-import numpy as np
 from tqdm.auto import tqdm
 
 from calozoo_tools._errors import allow_energy_range_option, overwrite_option, refuse_existing, reports_errors
@@ -55,27 +55,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return index, count
 
 
-def shard_rows(n_rows: int, index: int, count: int) -> slice:
-    """Rows [index*N/count, (index+1)*N/count) of N: the shards tile the rows exactly, sizes differ by <= 1."""
-    return slice(index * n_rows // count, (index + 1) * n_rows // count)
-
-
-def shard_seed(seed: int, batch: int, index: int = 0, count: int = 1):
-    """The stateless seed (int32[2]) of one batch of one shard.
-
-    The whole run (count 1) keeps `seed_pair(seed, batch)`; shards hash (seed, index, count, batch) into
-    independent streams, so no two (shard, batch) pairs share one.
-    """
-    import tensorflow as tf
-
-    from calozoo.models.base import seed_pair
-
-    if count == 1:
-        return seed_pair(seed, batch)
-    state = np.random.SeedSequence([int(seed), index, count, batch]).generate_state(2) % (2**31 - 1)
-    return tf.constant(state.astype(np.int32))
-
-
 @click.command("generate")
 @click.argument("name")
 @click.option("-n", "n", type=int, help="Number of showers; incident energies follow the dataset's spectrum.")
@@ -102,27 +81,23 @@ def generate_command(name, n, energies_from, output, batch_size, seed, version, 
         raise click.BadParameter(f"must be >= 1; got {batch_size}.", param_hint="--batch-size")
     shard_index, shard_count = parse_shard(shard)
     refuse_existing(output, overwrite=overwrite)
-    import tensorflow as tf
-
     import calozoo as zoo
     from calozoo.data.files import ShowerWriter
+    from calozoo.models.base import shard_rows
 
     model = zoo.load(name, version=version, dtype="float64" if use_float64 else "float32")
     click.echo(describe_loaded(model, name), err=True)
     all_energies = _energies(model, n, energies_from, seed, allow_energy_range)
     rows = shard_rows(len(all_energies), shard_index, shard_count)
-    energies = all_energies[rows]
-    sample = model.sampler()
+    batches = model.iter_generate(all_energies, seed=seed, batch_size=batch_size, shard=(shard_index, shard_count))
     attrs = {"source": "generated", "model": name, "artifact": str(model.artifact_dir), "seed": seed}
     if shard_count > 1:
         attrs.update(shard=f"{shard_index}/{shard_count}", first_row=rows.start, total_rows=len(all_energies))
     with ShowerWriter(output, model.n_voxels, attrs=attrs) as writer, \
-            tqdm(total=len(energies), unit="shower", desc=name) as bar:
-        for index, start in enumerate(range(0, len(energies), batch_size)):
-            chunk = energies[start : start + batch_size]
-            showers = sample(tf.constant(chunk, tf.float32), shard_seed(seed, index, shard_index, shard_count)).numpy()
-            writer.append(chunk, showers)
-            bar.update(len(chunk))
+            tqdm(total=rows.stop - rows.start, unit="shower", desc=name) as bar:
+        for energies, showers in batches:
+            writer.append(energies, showers)
+            bar.update(len(energies))
     where = f" (shard {shard_index}/{shard_count}: rows {rows.start}-{rows.stop - 1} of {len(all_energies)})" \
         if shard_count > 1 else ""
-    click.echo(f"wrote {len(energies)} showers to {output}{where}")
+    click.echo(f"wrote {rows.stop - rows.start} showers to {output}{where}")

@@ -26,7 +26,6 @@ numbers than the uncompiled ops for the same seed, which is why the seeded contr
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -61,7 +60,9 @@ class ServingModule(tf.Module):
     """A generator wrapped with the serving signatures as `tf.function`s with fixed input signatures.
 
     Args:
-        model: a `calozoo.models.base.ShowerGenerator`; with `has_density` it also gets `log_prob`.
+        model: a `calozoo.models.base.ShowerGenerator`; with `has_density` it also gets `log_prob` (the model's
+            `log_prob_graph`). The model's in-process samplers (`model.sampler()`) are no part of the module: the
+            serving module compiles its own.
     """
 
     def __init__(self, model):
@@ -119,21 +120,6 @@ def _target_version(model_dir: Path, version: int | None) -> int:
     return int(version)
 
 
-@contextlib.contextmanager
-def _compiled_samplers_detached(model):
-    """Hides the model's cache of in-process samplers (a dict keyed by bool, which SavedModel cannot save; the
-    serving module compiles its own) while it is exported."""
-    samplers = getattr(model, "_samplers", None)
-    if samplers is None:
-        yield
-        return
-    model._samplers = {}
-    try:
-        yield
-    finally:
-        model._samplers = samplers
-
-
 def export_model(model, base_dir: str | Path, name: str, version: int | None = None, warmup: bool = True) -> Path:
     """Writes `model` as SavedModel `BASE/NAME/N/` and refreshes `BASE/models.config` and the batching file.
 
@@ -167,8 +153,7 @@ def export_model(model, base_dir: str | Path, name: str, version: int | None = N
     staging = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".{version}-partial-"))
     try:
         module = ServingModule(model)
-        with _compiled_samplers_detached(model):
-            tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
         if warmup:
             write_warmup_requests(staging, name, model)
         staging.chmod(0o755)  # mkdtemp makes it owner-only; a server may run as another user

@@ -1,25 +1,72 @@
-"""The interface every calozoo model implements: showers in MeV from incident energies and a seed."""
+"""The interface every calozoo model implements: showers in MeV from incident energies and a seed.
+
+`ShowerGenerator` declares everything the rest of the package uses of a model: `sample_showers` (the family's
+TensorFlow graph), `sampler`, `generate` and `iter_generate` (seeded, batched, optionally one shard of a run),
+`log_prob` / `log_prob_graph` (families with a density), and `artifact_dir` / `artifact_origin` (set by
+`calozoo.load`). The seeding rule of batches and shards (`seed_pair`, `shard_seed`, `shard_rows`) lives here too.
+"""
 
 from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from calozoo.data.geometry import Geometry, load_geometry
 
-__all__ = ["ShowerGenerator", "seed_pair"]
+__all__ = ["ShowerGenerator", "seed_pair", "shard_seed", "shard_rows"]
+
+_INT32_SEED_RANGE = 2**31 - 1
 
 
 def seed_pair(seed: int, index: int = 0) -> tf.Tensor:
     """A stateless-RNG seed (int32[2]) for batch `index` of a run seeded with `seed`."""
-    return tf.constant([int(seed) % (2**31 - 1), int(index) % (2**31 - 1)], dtype=tf.int32)
+    return tf.constant([int(seed) % _INT32_SEED_RANGE, int(index) % _INT32_SEED_RANGE], dtype=tf.int32)
+
+
+def shard_rows(n_rows: int, index: int, count: int) -> slice:
+    """Rows [index*N/count, (index+1)*N/count) of N: the shards tile the rows exactly, sizes differ by <= 1."""
+    return slice(index * n_rows // count, (index + 1) * n_rows // count)
+
+
+def shard_seed(seed: int, batch: int, index: int = 0, count: int = 1) -> tf.Tensor:
+    """The stateless seed (int32[2]) of batch `batch` of shard `index` of `count`.
+
+    The whole run (count 1) keeps `seed_pair(seed, batch)`; shards hash (seed, index, count, batch) into
+    independent streams, so no two (shard, batch) pairs share one.
+    """
+    if count == 1:
+        return seed_pair(seed, batch)
+    state = np.random.SeedSequence([int(seed), index, count, batch]).generate_state(2) % _INT32_SEED_RANGE
+    return tf.constant(state.astype(np.int32))
+
+
+def _checked_shard(shard) -> tuple[int, int]:
+    try:
+        index, count = shard
+    except (TypeError, ValueError):
+        raise ValueError(f"`shard` must be a pair (index, count); got {shard!r}.") from None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (index, count)) \
+            or count < 1 or not 0 <= index < count:
+        raise ValueError(f"`shard` (index, count) needs integers with count >= 1 and 0 <= index < count; "
+                         f"got {shard!r}.")
+    return int(index), int(count)
+
+
+# The compiled samplers of each model, outside the model: a dict of tf.functions is no trackable state, so as an
+# attribute it would stop `tf.saved_model.save` (the serving module compiles its own). Keyed weakly by the model, and
+# the functions reach the model only through a weak reference, so the cache never keeps a model alive.
+_SAMPLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class ShowerGenerator(tf.Module):
     """Base class of all generators: a `tf.Module`, so that it exports to a SavedModel.
 
-    Subclasses implement `sample_showers(incident_energies, seed)` in TensorFlow ops (graph friendly),
-    and `log_prob` where the model has a density.
+    Subclasses implement `sample_showers(incident_energies, seed)` in TensorFlow ops (graph friendly), and where
+    the family has a density `log_prob` (seeded noise, for NLLs) and `log_prob_graph` (deterministic, exported).
     """
 
     has_density = False
@@ -33,20 +80,36 @@ class ShowerGenerator(tf.Module):
     sequential_slices = False
     # False where the sampling graph has data-dependent shapes that XLA cannot compile.
     supports_xla = True
+    # The artifact directory the weights were loaded from, None for a model built in memory (`calozoo.create`);
+    # set by `calozoo.load`.
+    artifact_dir: Path | None = None
+    # Which store that artifact came from: 'shipped', 'user' or 'path' (a directory given by path); None for a model
+    # built in memory. Set by `calozoo.load`.
+    artifact_origin: str | None = None
 
     def __init__(self, dataset: str, name: str | None = None):
         super().__init__(name=name)
         self.dataset = dataset
-        self._samplers = {}
 
     def sampler(self, jit_compile: bool = True):
         """`sample_showers` as a compiled graph (XLA by default, where the family `supports_xla`), built once per
-        setting."""
-        jit_compile = jit_compile and self.supports_xla
-        if jit_compile not in self._samplers:
-            self._samplers[jit_compile] = tf.function(self._sample_in_slices, jit_compile=jit_compile,
-                                                      reduce_retracing=True)
-        return self._samplers[jit_compile]
+        setting and model; `sampler()(energies (N, 1) float32, seed_pair(...))` -> showers (N, n_voxels).
+
+        The compiled functions are cached outside the module, so they are not part of what a SavedModel saves."""
+        jit_compile = bool(jit_compile and self.supports_xla)
+        samplers = _SAMPLERS.setdefault(self, {})
+        if jit_compile not in samplers:
+            model = weakref.ref(self)
+
+            def _sample_in_slices(incident_energies, seed):
+                generator = model()
+                if generator is None:
+                    raise RuntimeError("The model of this sampler no longer exists; keep a reference to the model "
+                                       "while its sampler is used.")
+                return generator._sample_in_slices(incident_energies, seed)
+
+            samplers[jit_compile] = tf.function(_sample_in_slices, jit_compile=jit_compile, reduce_retracing=True)
+        return samplers[jit_compile]
 
     def _sample_in_slices(self, incident_energies, seed):
         n = incident_energies.shape[0]
@@ -72,29 +135,51 @@ class ShowerGenerator(tf.Module):
         """Showers (N, n_voxels) float32 in MeV for incident energies (N, 1) MeV and a seed int32[2]."""
         raise NotImplementedError
 
-    def generate(self, incident_energies, seed: int = 0, batch_size: int = 10_000) -> np.ndarray:
-        """Showers in MeV, float32 (N, n_voxels), for incident energies in MeV (N,) or (N, 1).
+    def iter_generate(self, incident_energies, seed: int = 0, batch_size: int = 10_000,
+                      shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Generates batch by batch: yields (incident energies (n, 1) float64, showers (n, n_voxels) float32), MeV.
 
-        The same seed and batch size give the same showers.
+        With `shard=(i, n)` only rows [i*N/n, (i+1)*N/n) of the N incident energies are generated (`shard_rows`),
+        with random streams independent of the other shards' and of the whole run's (`shard_seed`); the whole run
+        (the default (0, 1)) seeds batch b with `seed_pair(seed, b)`. The same seed, batch size and shard give the
+        same showers. The energies, batch size and shard are checked when this is called, before the first batch.
         """
         from calozoo.data.files import validate_incident_energies
 
-        energies = np.asarray(incident_energies, dtype=np.float64).reshape(-1, 1)
-        validate_incident_energies(energies)
+        energies = validate_incident_energies(np.asarray(incident_energies, dtype=np.float64).reshape(-1, 1))
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
+        index, count = _checked_shard(shard)
+        energies = energies[shard_rows(len(energies), index, count)]
+        return self._batches(energies, int(seed), int(batch_size), index, count)
+
+    def _batches(self, energies, seed, batch_size, index, count):
         sample = self.sampler()
-        chunks = [
-            sample(tf.constant(energies[i : i + batch_size], tf.float32), seed_pair(seed, i // batch_size))
-            for i in range(0, len(energies), batch_size)
-        ]
+        for batch, start in enumerate(range(0, len(energies), batch_size)):
+            chunk = energies[start : start + batch_size]
+            showers = sample(tf.constant(chunk, tf.float32), shard_seed(seed, batch, index, count))
+            yield chunk, showers.numpy()
+
+    def generate(self, incident_energies, seed: int = 0, batch_size: int = 10_000) -> np.ndarray:
+        """Showers in MeV, float32 (N, n_voxels), for incident energies in MeV (N,) or (N, 1).
+
+        The same seed and batch size give the same showers (see `iter_generate`, which this collects).
+        """
+        chunks = [showers for _, showers in self.iter_generate(incident_energies, seed, batch_size)]
         if not chunks:
             return np.zeros((0, self.n_voxels), np.float32)
-        return np.concatenate([c.numpy() for c in chunks], axis=0)
+        return np.concatenate(chunks, axis=0)
 
     def log_prob(self, showers, incident_energies):
         """Log density of showers given incident energies (models with `has_density`)."""
         raise NotImplementedError(f"{type(self).__name__} has no density; use a teacher model for log_prob.")
+
+    def log_prob_graph(self, showers, incident_energies):
+        """The density a SavedModel exports (`calozoo.export`, signature `log_prob`): log p (N,) of showers (N,
+        n_voxels) MeV given incident energies (N, 1) MeV, in TensorFlow ops, deterministic (every noise term of
+        `log_prob` replaced by its mean) and row by row. Families with a density implement it; the others raise
+        NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} has no density to export (log_prob_graph).")
 
     @property
     def num_params(self) -> int:

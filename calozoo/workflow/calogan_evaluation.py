@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from calozoo.data.files import read_showers
+from calozoo.errors import CalozooError
 from calozoo.evaluation.calogan import (
     SEED_FAST_SETTINGS,
     SEED_SETTINGS,
@@ -28,6 +29,9 @@ __all__ = ["heldout_split", "evaluate_calogan_models"]
 def heldout_split(model, data_path):
     """((train energies, train showers), (held-out energies, held-out showers)) of a trained artifact's data file,
     split as its training was (seed and fraction from the artifact's metadata)."""
+    if model.artifact_dir is None:
+        raise CalozooError("heldout_split needs a trained artifact (calozoo.load): the held-out rows are those its "
+                           "training set aside; this model was built in memory.")
     metadata = json.loads((Path(model.artifact_dir) / "metadata.json").read_text())["training_data"]
     energies, showers = read_showers(data_path, n_voxels=model.n_voxels)
     train, held = heldout_rows(len(energies), metadata["heldout_fraction"], metadata["split_seed"])

@@ -23,7 +23,7 @@ from calozoo.artifacts import artifact_versions, library_versions, write_artifac
 from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_validation_split
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
-from calozoo.registry import REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
+from calozoo.registry import PATH, REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
 from calozoo.workflow.model_card import render_model_card
 
 __all__ = ["default_output_root", "heldout_rows", "heldout_sample", "use_streaming", "STREAMING_FAMILIES",
@@ -221,11 +221,10 @@ def _teacher_for(entry, teacher, dtype):
 
 def _teacher_reference(teacher) -> str | None:
     """How the reproduce command names the teacher model: NAME, NAME@user, or its artifact path."""
-    directory = getattr(teacher, "artifact_dir", None)
-    if directory is None:
+    if teacher is None or teacher.artifact_dir is None:  # no student, or a teacher built in memory
         return None
-    origin = getattr(teacher, "artifact_origin", None)
-    if origin == "path":
+    directory, origin = teacher.artifact_dir, teacher.artifact_origin
+    if origin == PATH:
         return str(directory)
     return directory.parent.name + (f"@{USER}" if origin == USER else "")
 

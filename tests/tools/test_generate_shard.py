@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from calozoo.models.base import shard_rows, shard_seed
 from calozoo_tools.cli import main
-from calozoo_tools.generate import shard_rows, shard_seed
 
 NAME = "caloflow-ds1-photon-student"
 
