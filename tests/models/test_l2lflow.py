@@ -230,17 +230,3 @@ def test_causal_layer_flows_train_one_by_one(ds2, tmp_path):
         assert losses[-1] < losses[0], f"{part}: training NLL did not decrease: {losses}"
     with pytest.raises(ValueError, match=r"`parts` \['layer_flow'\] are not parts"):
         train_l2lflow(model, showers, energies, tmp_path, parts=("layer_flow",), progress=False)
-
-
-# ----- export --------------------------------------------------------------------------------------------
-def test_tiny_model_exports_and_the_savedmodel_generates_the_same_showers(tmp_path, tiny_models):
-    from calozoo.export import export_model
-
-    model = tiny_models["shared"]
-    path = export_model(model, tmp_path, "l2lflow-tiny", warmup=False)
-    loaded = tf.saved_model.load(str(path))
-    energies = tf.constant([[2_000.0], [90_000.0]], tf.float32)
-    served = loaded.signatures["generate_seeded"](incident_energies=energies, seed=tf.constant([5, 1], tf.int64))
-    expected = model.sampler()(energies, seed_pair(5, 1)).numpy()  # XLA-compiled, as the export
-    np.testing.assert_allclose(served["showers"].numpy(), expected, rtol=1e-4, atol=1e-4)
-    assert "log_prob" in loaded.signatures
