@@ -20,9 +20,9 @@ import yaml
 from calozoo.artifacts import artifact_versions, load_weights, read_artifact_config
 from calozoo.errors import MissingWeightsError, UnknownModelError
 
-__all__ = ["Family", "ModelEntry", "REGISTRY", "register_family", "list_models", "get_entry", "create", "load",
-           "find_artifact", "config_dir", "artifact_roots", "user_home", "artifact_versions_of", "ArtifactVersion",
-           "split_origin", "resolve_artifact"]
+__all__ = ["Family", "ModelEntry", "Variant", "REGISTRY", "register_family", "list_models", "get_entry", "create",
+           "load", "find_artifact", "config_dir", "artifact_roots", "user_home", "artifact_versions_of",
+           "ArtifactVersion", "split_origin", "resolve_artifact"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +35,30 @@ class Family:
 
 
 @dataclasses.dataclass(frozen=True)
+class Variant:
+    """A named recipe for a registered model (the YAML's `variants:`), e.g. the compact size a shipped artifact
+    was trained at: config entries that differ from the paper's, dotted-path training overrides (as
+    `calozoo train --train-set`), and optionally the epochs of every part and the held-out fraction."""
+
+    name: str
+    description: str = ""
+    config: dict = dataclasses.field(default_factory=dict)
+    training: dict = dataclasses.field(default_factory=dict)
+    epochs: int | None = None
+    heldout_fraction: float | None = None
+
+    @classmethod
+    def from_yaml(cls, name: str, raw: dict, source: Path) -> Variant:
+        unknown = sorted(set(raw) - {"description", "config", "training", "epochs", "heldout_fraction"})
+        if unknown:
+            raise ValueError(f"{source}: variant '{name}' has unknown keys {unknown}.")
+        return cls(name, raw.get("description", ""), dict(raw.get("config") or {}), dict(raw.get("training") or {}),
+                   raw.get("epochs"), raw.get("heldout_fraction"))
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """One registered name: its family, the paper configuration and the training recipe."""
+    """One registered name: its family, the paper configuration, the training recipe and its named variants."""
 
     name: str
     family: str
@@ -45,6 +67,16 @@ class ModelEntry:
     training: dict
     extra: dict
     source: Path
+    variants: dict = dataclasses.field(default_factory=dict)
+
+    def variant(self, name: str) -> Variant:
+        """The variant `name`; an unknown one's error lists those this model has."""
+        try:
+            return self.variants[name]
+        except KeyError:
+            known = ", ".join(sorted(self.variants)) or "none"
+            raise UnknownModelError(f"'{self.name}' has no variant '{name}'; its variants: {known} "
+                                    f"(see `calozoo info {self.name}`).") from None
 
 
 SHIPPED, USER, PATH = "shipped", "user", "path"
@@ -157,9 +189,12 @@ class Registry:
             name = path.stem
             if raw.get("family") not in self.families:
                 raise ValueError(f"{path}: unknown family {raw.get('family')!r}; known: {sorted(self.families)}.")
-            extra = {k: v for k, v in raw.items() if k not in ("family", "description", "config", "training")}
+            extra = {k: v for k, v in raw.items()
+                     if k not in ("family", "description", "config", "training", "variants")}
+            variants = {key: Variant.from_yaml(key, value or {}, path)
+                        for key, value in (raw.get("variants") or {}).items()}
             entries[name] = ModelEntry(name, raw["family"], raw.get("description", ""), raw.get("config", {}),
-                                       raw.get("training", {}), extra, path)
+                                       raw.get("training", {}), extra, path, variants)
         return entries
 
     def reload(self) -> None:
@@ -189,13 +224,15 @@ def get_entry(name: str) -> ModelEntry:
         raise UnknownModelError(f"Unknown model '{name}'.{hint} Run `calozoo list` to see all models.") from None
 
 
-def create(name: str, pretrained: bool = False, **overrides):
+def create(name: str, pretrained: bool = False, variant: str | None = None, **overrides):
     """The model `name` in its paper configuration (randomly initialised), or with `pretrained=True` the
-    shipped artifact (same as `load`). Keyword overrides change config entries (e.g. `hidden=64`)."""
+    shipped artifact (same as `load`). `variant` starts from a named variant's configuration (e.g. "compact", the
+    size of the shipped artifact); keyword overrides change config entries on top (e.g. `hidden=64`)."""
     if pretrained:
         return load(name, **overrides)
     entry = get_entry(name)
-    return REGISTRY.families[entry.family].build({**entry.config, **overrides})
+    changes = entry.variant(variant).config if variant is not None else {}
+    return REGISTRY.families[entry.family].build({**entry.config, **changes, **overrides})
 
 
 def _missing(name: str, version: int | None, origin: str | None) -> MissingWeightsError:

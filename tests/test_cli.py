@@ -83,6 +83,30 @@ def test_train_set_changes_the_recipe_and_the_card_says_how(workspace, tmp_path)
     assert "--train-set teacher.batch_size=64" in (directory / "MODEL_CARD.md").read_text()
 
 
+def test_a_variant_sets_the_recipe_and_the_card_names_it(workspace, tmp_path):
+    """`--variant compact` applies the YAML variant (size, epochs); --set / --epochs on top, and the reproduce
+    command names the variant and spells out only the differences."""
+    _, data = workspace
+    run("train", "caloflow-ds1-photon-teacher", "--variant", "compact", "--data", data, "--epochs", 1,
+        "--set", "hidden=8", "--workdir", tmp_path / "run", "--output", tmp_path / "out", "--no-metrics")
+    directory = tmp_path / "out" / "caloflow-ds1-photon-teacher" / "v1"
+    metadata = json.loads((directory / "metadata.json").read_text())
+    assert metadata["variant"] == "compact"
+    assert metadata["config_changes"] == {"hidden": 8, "num_blocks": 4}  # hidden from --set, num_blocks from the YAML
+    assert metadata["training"]["teacher"]["epochs"] == 1
+    command = metadata["retrain_command"].splitlines()[-1]
+    assert command.startswith("calozoo train caloflow-ds1-photon-teacher --variant compact --data ")
+    assert "--epochs 1" in command and "--set hidden=8" in command and "num_blocks" not in command
+
+
+def test_an_unknown_variant_is_one_error_line_naming_the_known_ones(workspace, tmp_path):
+    _, data = workspace
+    result = run("train", "caloflow-ds1-photon-teacher", "--variant", "tiny", "--data", data, "--workdir",
+                 tmp_path / "run", "--output", tmp_path / "out", ok=False)
+    assert_one_line_error(result, "has no variant 'tiny'; its variants: compact")
+    assert not (tmp_path / "out").exists()
+
+
 def test_train_set_with_an_unknown_part_is_one_error_line(workspace, tmp_path):
     _, data = workspace
     result = run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--train-set",

@@ -133,3 +133,42 @@ def test_import_calozoo_is_cheap_and_the_api_is_still_there():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "l2lflow-ds2-electron" in result.stdout
+
+
+def _shipped_newest():
+    from calozoo.registry import SHIPPED, artifact_versions_of
+
+    for name in zoo.list_models():
+        shipped = [a for a in artifact_versions_of(name) if a.origin == SHIPPED]
+        if shipped:
+            yield name, shipped[-1]
+
+
+@pytest.mark.parametrize("name,artifact", list(_shipped_newest()), ids=lambda value: str(value)[:40])
+def test_the_newest_shipped_artifact_is_its_compact_variant(name, artifact):
+    """`calozoo train NAME --variant compact` retrains the shipped model: same config changes, training overrides,
+    epochs and held-out fraction as recorded in the artifact's metadata."""
+    import json
+    import shlex
+
+    metadata = json.loads((artifact.path / "metadata.json").read_text())
+    variant = zoo.get_entry(name).variant(metadata.get("variant") or "compact")
+    assert variant.config == metadata["config_changes"]
+    assert variant.training == (metadata.get("training_overrides") or {})
+    assert (variant.heldout_fraction or 0.2) == metadata["training_data"]["heldout_fraction"]
+    train_line = next(line for line in metadata["retrain_command"].splitlines() if line.startswith("calozoo train"))
+    tokens = shlex.split(train_line)
+    recorded_epochs = int(tokens[tokens.index("--epochs") + 1]) if "--epochs" in tokens else None
+    assert variant.epochs == recorded_epochs
+
+
+def test_create_with_a_variant_builds_the_shipped_size():
+    model = zoo.create("l2lflow-ds2-electron", variant="compact")
+    shipped = zoo.load("l2lflow-ds2-electron")
+    assert model.num_params == shipped.num_params
+    assert zoo.create("l2lflow-ds2-electron", variant="compact", hidden=4).num_params < model.num_params
+
+
+def test_an_unknown_variant_names_the_known_ones():
+    with pytest.raises(UnknownModelError, match="has no variant 'huge'; its variants: compact"):
+        zoo.create("caloflow-ds1-photon-teacher", variant="huge")

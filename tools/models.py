@@ -84,6 +84,10 @@ def info_command(name):
     for key, value in entry.extra.items():
         click.echo(f"{key}: {json.dumps(value)}")
     click.echo(f"paper configuration: {json.dumps(entry.config)}")
+    for variant in entry.variants.values():
+        click.echo(f"variant '{variant.name}' (`calozoo train {name} --variant {variant.name} --data FILE`): "
+                   f"{variant.description}")
+        click.echo(f"  configuration changes: {json.dumps(variant.config)}")
     versions = artifact_versions_of(name)
     if not versions:
         try:

@@ -47,12 +47,15 @@ def _data_files(patterns) -> list[str]:
 @click.option("--teacher", default=None,
               help="For a student: the teacher (NAME, NAME@user or an artifact path; default: the config's teacher, "
                    "your own training of it if the user store has one, else the shipped one).")
+@click.option("--variant", default=None,
+              help="Start from a named variant of the model's YAML (`calozoo info NAME` lists them; 'compact' is the "
+                   "recipe of the shipped artifact); --set, --train-set, --epochs and --heldout-fraction apply on top.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Change a config entry (compact models).")
 @click.option("--train-set", "training", multiple=True, metavar="PART.KEY=VALUE",
               help="Change the training recipe: layer_flow.epochs=6, "
                    "'layer_flow.schedule={name: onecycle, max_lr: 2e-3}'.")
-@click.option("--heldout-fraction", default=0.2, show_default=True,
-              help="Rows kept out of training for the card's metrics.")
+@click.option("--heldout-fraction", type=float, default=None,
+              help="Rows kept out of training for the card's metrics  [default: the variant's, else 0.2].")
 @click.option("--seed", default=0, show_default=True,
               help="Seed of the split, the initialisation order and the batches.")
 @click.option("--no-metrics", is_flag=True, help="Skip the held-out metrics of the model card.")
@@ -63,8 +66,8 @@ def _data_files(patterns) -> list[str]:
                    "input over 1 GiB of showers (the other families read into memory).")
 @allow_energy_range_option
 @reports_errors
-def train_command(name, data, epochs, resume, workdir, output_root, teacher, settings, training, heldout_fraction, seed,
-                  no_metrics, strategy, streaming, allow_energy_range):
+def train_command(name, data, epochs, resume, workdir, output_root, teacher, variant, settings, training,
+                  heldout_fraction, seed, no_metrics, strategy, streaming, allow_energy_range):
     """Train model NAME on the showers in DATA (MeV); checkpoints every epoch, and writes NAME/vN to the user
     store (see `calozoo info NAME`; load it with NAME@user)."""
     from calozoo.workflow.recipe import train_to_artifact
@@ -72,7 +75,8 @@ def train_command(name, data, epochs, resume, workdir, output_root, teacher, set
     if epochs is not None and epochs < 1:
         raise click.BadParameter(f"must be >= 1; got {epochs}.", param_hint="--epochs")
     files = _data_files(data)
-    directory = train_to_artifact(name, files if len(files) > 1 else files[0], overrides=_overrides(settings),
+    directory = train_to_artifact(name, files if len(files) > 1 else files[0], variant=variant,
+                                  overrides=_overrides(settings),
                                   epochs=epochs, workdir=workdir,
                                   output_root=output_root, teacher=teacher, resume=resume,
                                   heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.bijectors.composition import Composition, FlowPass, Step
 from calozoo.bijectors.gaussian_base import StandardNormalBase
 from calozoo.bijectors.layerwise_permutation import FixedPermutation
 from calozoo.bijectors.made import MADE, made_num_params
@@ -18,17 +19,6 @@ tfb = tfp.bijectors
 tfd = tfp.distributions
 
 __all__ = ["AutoregressiveRQSFlow", "FlowPass"]
-
-
-class FlowPass:
-    """What one pass through a flow produced: output, log|det| and (optionally) everything on the way.
-
-    `steps` holds the input and the tensor after every transform (permutations included) in the order
-    of the pass; `params` holds each one-pass block's MADE output in the same order.
-    """
-
-    def __init__(self, output, logdet, steps=None, params=None):
-        self.output, self.logdet, self.steps, self.params = output, logdet, steps or [], params or []
 
 
 class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
@@ -82,6 +72,7 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         direction = "forward" if kind == "maf" else "inverse"
         self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}")
                        for k, m in enumerate(self.mades)]
+        self.composition = self._composition()
 
     # ----- structure -----------------------------------------------------------------------------
     @property
@@ -94,53 +85,46 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         per_block = made_num_params(features, context, hidden, made_hidden_blocks, 3 * num_bins - 1)
         return num_blocks * per_block
 
-    def _transforms_towards_base(self):
-        """(kind, index) of every transform in the density order x -> z."""
-        order = []
-        for k in range(len(self.blocks)):
-            order.append(("block", k))
-            if k < len(self.permutations):
-                order.append(("permutation", k))
-        return order
+    def _block_step(self, k: int) -> Step:
+        """Block k as a step: one MADE pass in its cheap direction (towards the base for a MAF, towards the data
+        for an IAF), the sequential D-step solve in the other. The solve keeps its log-det from the solve itself
+        (as nflows) and never uses dropout: a mask drawn per step would make the log-det belong to another map,
+        and CaloFlow only ever trains the one-pass direction."""
+        block = self.blocks[k]
 
-    def _sequential_block(self, k, h, context):
-        """A block's D-step direction and its log-det (kept from the solve, as nflows), always without dropout:
-        a mask drawn per step would make the log-det belong to another map, and CaloFlow only ever trains the
-        one-pass direction."""
-        return self.blocks[k].sequential_with_log_det(h, context, training=False)
+        def one_pass(h, context=None, training=False):
+            return block.one_pass(h, context, training)
+
+        def sequential(h, context=None, training=False):
+            return block.sequential_with_log_det(h, context, training=False)
+
+        if self.kind == "maf":
+            return Step(block.name, one_pass, sequential, conditioned=True, bijector=block)
+        return Step(f"iaf{k}", sequential, one_pass, conditioned=True, bijector=tfb.Invert(block, name=f"iaf{k}"))
+
+    def _composition(self) -> Composition:
+        """Block B_k then permutation P_k, for every k, in the density order x -> z."""
+        steps = []
+        for k in range(len(self.blocks)):
+            steps.append(self._block_step(k))
+            if k < len(self.permutations):
+                steps.append(Step.permutation(self.permutations[k]))
+        return Composition(steps)
 
     # ----- the two passes ------------------------------------------------------------------------
     def to_base(self, x, context, training=False, record=False) -> FlowPass:
         """Density direction x -> z, with log|dz/dx|; one MADE pass per block for a MAF."""
-        return self._pass(x, context, training, record, towards_base=True)
+        x, context = self._tensors(x, context)
+        return self.composition.to_base(x, record=record, context=context, training=training)
 
     def to_data(self, z, context, training=False, record=False) -> FlowPass:
         """Sampling direction z -> x, with log|dx/dz|; one MADE pass per block for an IAF."""
-        return self._pass(z, context, training, record, towards_base=False)
+        z, context = self._tensors(z, context)
+        return self.composition.to_data(z, record=record, context=context, training=training)
 
-    def _pass(self, h, context, training, record, towards_base: bool) -> FlowPass:
-        """Runs the transforms in one direction: a block is one MADE pass in its cheap direction (towards the base
-        for a MAF, towards the data for an IAF) and the sequential inversion in the other."""
+    def _tensors(self, h, context):
         h = tf.convert_to_tensor(h, self.dtype)
-        context = None if context is None else tf.convert_to_tensor(context, self.dtype)
-        logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
-        steps, params = [h], []
-        order = self._transforms_towards_base()
-        one_pass = self.kind == ("maf" if towards_base else "iaf")
-        for kind, k in order if towards_base else reversed(order):
-            if kind == "permutation":
-                permutation = self.permutations[k]
-                h = permutation.to_base(h) if towards_base else permutation.to_data(h)
-            elif one_pass:
-                h, block_logdet, p = self.blocks[k].one_pass(h, context, training)
-                logdet += block_logdet
-                params.append(p)
-            else:
-                h, block_logdet = self._sequential_block(k, h, context)
-                logdet += block_logdet
-            if record:
-                steps.append(h)
-        return FlowPass(h, logdet, steps if record else None, params if record else None)
+        return h, None if context is None else tf.convert_to_tensor(context, self.dtype)
 
     # ----- distribution API ----------------------------------------------------------------------
     def log_prob(self, x, context=None, training=False):
@@ -155,18 +139,11 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
     @property
     def bijector(self) -> tfb.Chain:
         """The flow as one TFP bijector (base -> data); condition it with `bijector_kwargs(context)`."""
-        parts = []
-        for kind, k in self._transforms_towards_base():
-            if kind == "permutation":
-                parts.append(self.permutations[k].bijector)
-            else:
-                parts.append(self.blocks[k] if self.kind == "maf" else tfb.Invert(self.blocks[k], name=f"iaf{k}"))
-        return tfb.Chain(parts, name=self.name)
+        return self.composition.bijector(self.name)
 
     def bijector_kwargs(self, context) -> dict:
         """Name-keyed conditioning for `bijector`: every block receives `conditional_input=context`."""
-        names = [b.name if self.kind == "maf" else f"iaf{k}" for k, b in enumerate(self.blocks)]
-        return {name: {"conditional_input": context} for name in names}
+        return self.composition.conditioning(conditional_input=context)
 
     def distribution(self, context) -> tfd.TransformedDistribution:
         """p(x | context) as a TFP distribution (zuko style: `flow.distribution(c).log_prob(x)`)."""

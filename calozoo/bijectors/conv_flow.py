@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from calozoo.bijectors.actnorm import ActNorm
+from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.gaussian_base import standard_normal_log_prob
 from calozoo.bijectors.image_coupling import ImageRQSCoupling
 from calozoo.bijectors.lu_conv import LUInvertibleConv1x1, lu_conv_num_params
 from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.bijectors.squeeze import Squeeze
 from calozoo.bijectors.unet import ContextEmbedding, UNet, embedding_num_params, unet_num_params
+
+tfb = tfp.bijectors
 
 __all__ = ["ConvLayerFlow"]
 
@@ -61,6 +65,11 @@ class ConvLayerFlow(tf.Module):
                 self.couplings.append(coupling)
                 self.convs.append(LUInvertibleConv1x1(channels, seed=seed * 101 + 50 + k, dtype=self.dtype,
                                                       name=f"conv{k}"))
+        self.composition = Composition([
+            step
+            for norm, coupling, conv in zip(self.actnorms, self.couplings, self.convs)
+            for step in (Step.density_forward(norm, 3), _coupling_step(coupling), Step.density_forward(conv, 3))
+        ])
 
     # ----- structure -----------------------------------------------------------------------------
     @property
@@ -94,16 +103,9 @@ class ConvLayerFlow(tf.Module):
 
     def to_base(self, x, context, training=False):
         """(z (N, h, w, c), log|dz/dx| (N,)) for images x (N, H, W)."""
-        h = self.squeeze.forward(self._as_image(x))
-        features = self.embed(context, training)
-        logdet = tf.zeros(tf.shape(h)[:1], self.dtype)
-        for norm, coupling, conv in zip(self.actnorms, self.couplings, self.convs):
-            logdet += norm.forward_log_det_jacobian(h, event_ndims=3)
-            h = norm.forward(h)
-            h, coupling_logdet = coupling.forward_and_log_det(h, features, training)
-            logdet += coupling_logdet + conv.forward_log_det_jacobian(h, event_ndims=3)
-            h = conv.forward(h)
-        return h, logdet
+        result = self.composition.to_base(self.squeeze.forward(self._as_image(x)),
+                                          conditional_input=self.embed(context, training), training=training)
+        return result.output, result.logdet
 
     def cached_weights(self) -> list:
         """W^-1 of every 1x1 convolution, computed once for a whole generation pass."""
@@ -111,18 +113,10 @@ class ConvLayerFlow(tf.Module):
 
     def to_data(self, z, context, inverse_weights=None):
         """(images (N, H, W), log|dx/dz| (N,)) for latents z (N, h, w, c); BatchNorm in inference mode."""
-        h = tf.convert_to_tensor(z, self.dtype)
-        features = self.embed(context)
-        inverse_weights = inverse_weights or [None] * len(self.convs)
-        logdet = tf.zeros(tf.shape(h)[:1], self.dtype)
-        for norm, coupling, conv, weight in reversed(list(zip(self.actnorms, self.couplings, self.convs,
-                                                              inverse_weights))):
-            logdet += conv.inverse_log_det_jacobian(h, event_ndims=3)
-            h = conv.inverse(h, inverse_weight=weight) if weight is not None else conv.inverse(h)
-            h, coupling_logdet = coupling.inverse_and_log_det(h, features)
-            logdet += coupling_logdet + norm.inverse_log_det_jacobian(h, event_ndims=3)
-            h = norm.inverse(h)
-        return self.squeeze.inverse(h)[..., 0], logdet
+        cached = {conv.name: {"inverse_weight": weight} for conv, weight in zip(self.convs, inverse_weights or [])}
+        result = self.composition.to_data(tf.convert_to_tensor(z, self.dtype), step_kwargs=cached,
+                                          conditional_input=self.embed(context))
+        return self.squeeze.inverse(result.output)[..., 0], result.logdet
 
     def base_log_prob(self, z):
         return standard_normal_log_prob(tf.reshape(z, [tf.shape(z)[0], -1]), int(np.prod(self.squeezed_shape)))
@@ -143,6 +137,20 @@ class ConvLayerFlow(tf.Module):
         """Data-dependent ActNorm initialisation from one batch (eager), block after block."""
         h = self.squeeze.forward(self._as_image(x))
         features = self.embed(context)
-        for norm, coupling, conv in zip(self.actnorms, self.couplings, self.convs):
-            norm.initialize(h.numpy())
-            h = conv.forward(coupling.forward_and_log_det(norm.forward(h), features)[0])
+        norms = {norm.name: norm for norm in self.actnorms}
+        for step in self.composition.steps:
+            if step.name in norms:
+                norms[step.name].initialize(h.numpy())
+            h = step.to_base(h, **({"conditional_input": features} if step.conditioned else {}))[0]
+
+
+def _coupling_step(coupling: ImageRQSCoupling) -> Step:
+    """An image coupling as a step: forward is its density direction, output and log-det from one spline call."""
+
+    def to_base(h, conditional_input=None, training=False):
+        return coupling.forward_and_log_det(h, conditional_input, training)
+
+    def to_data(h, conditional_input=None, training=False):
+        return coupling.inverse_and_log_det(h, conditional_input)
+
+    return Step(coupling.name, to_base, to_data, conditioned=True, bijector=tfb.Invert(coupling, name=coupling.name))

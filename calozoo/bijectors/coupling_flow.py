@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.gaussian_base import StandardNormalBase
 from calozoo.bijectors.layerwise_permutation import FixedPermutation
 from calozoo.bijectors.lu_linear import LULinear, lu_linear_num_params
@@ -49,6 +50,11 @@ class CouplingRQSFlow(StandardNormalBase, tf.Module):
             self.permutations = [FixedPermutation(rng.permutation(features), name=f"permutation{k}")
                                  for k in range(num_layers)]
             self.linears = [LULinear(features, dtype=self.dtype, name=f"lu{k}") for k in range(num_layers)]
+        self.composition = Composition([
+            step
+            for coupling, permutation, linear in zip(self.couplings, self.permutations, self.linears)
+            for step in (Step.of(coupling, conditioned=True), Step.permutation(permutation), Step.of(linear))
+        ])
 
     @staticmethod
     def expected_num_params(features: int, context: int, hidden: int, num_layers: int, num_blocks: int,
@@ -63,25 +69,16 @@ class CouplingRQSFlow(StandardNormalBase, tf.Module):
 
     def to_base(self, x, context=None):
         """Density direction: (z, log|dz/dx|)."""
-        h = tf.convert_to_tensor(x, self.dtype)
-        context = None if context is None else tf.convert_to_tensor(context, self.dtype)
-        logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
-        for coupling, permutation, linear in zip(self.couplings, self.permutations, self.linears):
-            h, coupling_logdet = coupling.to_base(h, context)
-            h, linear_logdet = linear.to_base(permutation.to_base(h))
-            logdet += coupling_logdet + linear_logdet
-        return h, logdet
+        result = self.composition.to_base(tf.convert_to_tensor(x, self.dtype), conditional_input=self._context(context))
+        return result.output, result.logdet
 
     def to_data(self, z, context=None):
         """Sampling direction: (x, log|dx/dz|)."""
-        h = tf.convert_to_tensor(z, self.dtype)
-        context = None if context is None else tf.convert_to_tensor(context, self.dtype)
-        logdet = tf.zeros(tf.shape(h)[:-1], self.dtype)
-        for coupling, permutation, linear in reversed(list(zip(self.couplings, self.permutations, self.linears))):
-            h, linear_logdet = linear.to_data(h)
-            h, coupling_logdet = coupling.to_data(permutation.to_data(h), context)
-            logdet += coupling_logdet + linear_logdet
-        return h, logdet
+        result = self.composition.to_data(tf.convert_to_tensor(z, self.dtype), conditional_input=self._context(context))
+        return result.output, result.logdet
+
+    def _context(self, context):
+        return None if context is None else tf.convert_to_tensor(context, self.dtype)
 
     def log_prob(self, x, context=None, training=False):
         """log p(x | context); `training` is accepted for the shared likelihood trainer (no dropout here)."""
@@ -95,11 +92,8 @@ class CouplingRQSFlow(StandardNormalBase, tf.Module):
     @property
     def bijector(self) -> tfb.Chain:
         """The flow as one TFP bijector (base -> data); condition it with `bijector_kwargs(context)`."""
-        parts = []
-        for coupling, permutation, linear in zip(self.couplings, self.permutations, self.linears):
-            parts += [coupling, permutation.bijector, linear]
-        return tfb.Chain(parts, name=self.name)
+        return self.composition.bijector(self.name)
 
     def bijector_kwargs(self, context) -> dict:
         """Name-keyed conditioning for `bijector`: every coupling receives `conditional_input=context`."""
-        return {c.name: {"conditional_input": context} for c in self.couplings}
+        return self.composition.conditioning(conditional_input=context)

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
+from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.deepset_coupling import DeepSetCoupling, deepset_coupling_num_params
 from calozoo.bijectors.gaussian_base import LOG_2PI, standard_normal_log_prob
 from calozoo.bijectors.made import made_num_params
@@ -262,6 +263,8 @@ class CaloPointFlow(ShowerGenerator):
                             name=f"latent_coupling{k}", identity=mask, conditioner="mlp")
                 for k, mask in enumerate(config.latent_masks())]
             self.point_flow = [self._point_coupling(k, mask) for k, mask in enumerate(config.point_masks())]
+        self.latent_composition = Composition([Step.of(c, conditioned=True) for c in self.latent_flow])
+        self.point_composition = Composition([Step.of(c, conditioned=True) for c in self.point_flow])
 
     def _point_coupling(self, k, mask):
         c = self.config
@@ -273,21 +276,6 @@ class CaloPointFlow(ShowerGenerator):
                                    name=f"point_coupling{k}")
         return RQSCoupling(4, 0, c.point_context, c.point_hidden, c.point_layers, spline, seed=seed, dtype=self.dtype,
                            name=f"point_coupling{k}", identity=mask, conditioner="mlp")
-
-    # ----- flows over lists of couplings ----------------------------------------------------------
-    @staticmethod
-    def _couplings_to_base(couplings, x, **kwargs):
-        logdet = 0.0
-        for coupling in couplings:
-            x, step = coupling.to_base(x, **kwargs)
-            logdet += step
-        return x, logdet
-
-    @staticmethod
-    def _couplings_to_data(couplings, z, **kwargs):
-        for coupling in reversed(couplings):
-            z, _ = coupling.to_data(z, **kwargs)
-        return z
 
     def _point_kwargs(self, context, segment_ids, n_showers):
         if self.config.variant == "II":
@@ -385,13 +373,12 @@ class CaloPointFlow(ShowerGenerator):
         entropy = 0.5 * tf.reduce_sum(1.0 + LOG_2PI + log_var, axis=-1)
         z = mu + tf.exp(0.5 * log_var) * tf.random.stateless_normal(tf.shape(mu), latent_seed, dtype=self.dtype)
         shower_context = tf.concat([context, inputs["conditionals"]], axis=-1)
-        base, logdet = self._couplings_to_base(self.latent_flow, z, conditional_input=shower_context)
-        prior_nll = -(standard_normal_log_prob(base) + logdet) / latent_dim
+        base = self.latent_composition.to_base(z, conditional_input=shower_context)
+        prior_nll = -(standard_normal_log_prob(base.output) + base.logdet) / latent_dim
         point_context = tf.gather(tf.concat([shower_context, z], axis=-1), inputs["segment_ids"])
-        point_base, point_logdet = self._couplings_to_base(
-            self.point_flow, inputs["points"],
-            **self._point_kwargs(point_context, inputs["segment_ids"], inputs["n_showers"]))
-        point_log_prob = standard_normal_log_prob(point_base) + point_logdet
+        point_base = self.point_composition.to_base(
+            inputs["points"], **self._point_kwargs(point_context, inputs["segment_ids"], inputs["n_showers"]))
+        point_log_prob = standard_normal_log_prob(point_base.output) + point_base.logdet
         per_shower = segment_mean(point_log_prob, inputs["segment_ids"], inputs["n_showers"])
         has_points = tf.cast(tf.math.unsorted_segment_sum(tf.ones_like(point_log_prob), inputs["segment_ids"],
                                                           inputs["n_showers"]) > 0, self.dtype)
@@ -427,7 +414,7 @@ class CaloPointFlow(ShowerGenerator):
         context = tf.gather(shower_context, segment_ids)
         noise = tf.random.stateless_normal(tf.stack([tf.shape(segment_ids)[0], self.config.point_dim]), seed,
                                            dtype=self.dtype)
-        return self._couplings_to_data(self.point_flow, noise, **self._point_kwargs(context, segment_ids, n_showers))
+        return self.point_composition.to_data(noise, **self._point_kwargs(context, segment_ids, n_showers)).output
 
     @staticmethod
     def _rescaled(showers, e_sum):
@@ -488,8 +475,8 @@ class CaloPointFlow(ShowerGenerator):
         seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
         context, nnz, e_sum = self.sample_shower_quantities(incident, seeds[0])
         n_showers = tf.shape(incident)[0]
-        z = self._couplings_to_data(self.latent_flow, tf.random.stateless_normal(
-            tf.stack([n_showers, self.config.latent_dim]), seeds[1], dtype=self.dtype), conditional_input=context)
+        noise = tf.random.stateless_normal(tf.stack([n_showers, self.config.latent_dim]), seeds[1], dtype=self.dtype)
+        z = self.latent_composition.to_data(noise, conditional_input=context).output
         shower_context = tf.concat([context, z], axis=-1)
         if self.config.variant == "II":
             segment_ids = segment_ids_from_counts(nnz)

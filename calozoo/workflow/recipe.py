@@ -32,6 +32,9 @@ __all__ = ["default_output_root", "heldout_rows", "heldout_sample", "use_streami
            "model_card_metrics", "refresh_model_card"]
 
 
+DEFAULT_HELDOUT_FRACTION = 0.2
+
+
 def default_output_root() -> Path:
     """Where `calozoo train` writes artifacts: the user store ($CALOZOO_ARTIFACTS, else $CALOZOO_HOME/artifacts,
     default ~/.local/share/calozoo/artifacts), never the shipped artifacts of the package."""
@@ -150,24 +153,30 @@ def portable_data_path(path) -> str:
     return relative.name
 
 
-def retrain_command(name: str, data_path, metadata: dict, epochs: int | None = None, teacher: str | None = None) -> str:
+def retrain_command(name: str, data_path, metadata: dict, epochs: int | None = None, teacher: str | None = None,
+                    variant=None) -> str:
     """The `calozoo train` command line that reproduces an artifact from its metadata, shell-quoted (one `--data`
-    per training file)."""
+    per training file). With the `Variant` it was trained as, the command names it (`--variant compact`) and
+    spells out only what differs from it."""
     data = metadata["training_data"]
     parts = ["calozoo", "train", name]
+    if variant is not None:
+        parts += ["--variant", variant.name]
     for path in _data_paths(data_path):
         parts += ["--data", portable_data_path(path)]
-    if epochs is not None:
+    if epochs is not None and epochs != getattr(variant, "epochs", None):
         parts += ["--epochs", str(epochs)]
     parts += ["--seed", str(data["split_seed"])]
-    if data["heldout_fraction"] != 0.2:
+    if data["heldout_fraction"] != (getattr(variant, "heldout_fraction", None) or DEFAULT_HELDOUT_FRACTION):
         parts += ["--heldout-fraction", str(data["heldout_fraction"])]
     if teacher:
         parts += ["--teacher", teacher]
     for k, v in metadata["config_changes"].items():
-        parts += ["--set", f"{k}={_yaml_flow(v)}"]
+        if variant is None or k not in variant.config or variant.config[k] != v:
+            parts += ["--set", f"{k}={_yaml_flow(v)}"]
     for k, v in metadata.get("training_overrides", {}).items():
-        parts += ["--train-set", f"{k}={_yaml_flow(v)}"]
+        if variant is None or k not in variant.training or variant.training[k] != v:
+            parts += ["--train-set", f"{k}={_yaml_flow(v)}"]
     return shlex.join(parts)
 
 
@@ -255,21 +264,24 @@ def model_card_metrics(model, data_path, heldout_fraction: float, split_seed: in
     return heldout_metrics(model, showers, energies)
 
 
-def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, epochs: int | None = None,
-                      workdir=None, output_root=None, teacher=None, resume: bool = False, heldout_fraction: float = 0.2,
-                      seed: int = 0, progress: bool = True, with_metrics: bool = True,
-                      strategy: str = "none", training_overrides: dict | None = None,
+def train_to_artifact(name: str, data_path, *, variant: str | None = None, overrides: dict | None = None,
+                      epochs: int | None = None, workdir=None, output_root=None, teacher=None, resume: bool = False,
+                      heldout_fraction: float | None = None, seed: int = 0, progress: bool = True,
+                      with_metrics: bool = True, strategy: str = "none", training_overrides: dict | None = None,
                       allow_energy_range: bool = False, streaming: str = "auto") -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
         data_path: a shower file, or several (their rows one after the other: the split is over all of them).
+        variant: a named variant of the YAML (e.g. "compact", the recipe of the shipped artifact): its config
+            changes, training overrides, epochs and held-out fraction; the other arguments apply on top.
         overrides: config entries that differ from the paper configuration (a compact model: `{"hidden": 32}`).
         epochs: overrides every trained part's epoch count.
         workdir: checkpoints (one per epoch; `resume=True` continues from them).
         teacher: for a student, the teacher's registered name or model (default: the YAML's `teacher`).
         strategy: "none", "mirrored" or "multiworker" (TF_CONFIG), see calozoo.training.distribute.
         training_overrides: dotted paths into the YAML's training recipe (see `with_training_overrides`).
+        heldout_fraction: rows kept out of training for the card's metrics (default: the variant's, else 0.2).
         allow_energy_range: accept incident energies outside the dataset's simulated range (see
             calozoo.data.geometry.check_incident_energy_range); otherwise they raise EnergyRangeError.
         streaming: "auto", "always" or "never" (see `use_streaming`): stream the showers from disk rather than
@@ -282,6 +294,13 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
 
     distribution = make_strategy(strategy)
     entry = get_entry(name)
+    chosen = entry.variant(variant) if variant is not None else None
+    if chosen is not None:
+        overrides = {**chosen.config, **(overrides or {})}
+        training_overrides = {**chosen.training, **(training_overrides or {})}
+        epochs = chosen.epochs if epochs is None else epochs
+        heldout_fraction = chosen.heldout_fraction if heldout_fraction is None else heldout_fraction
+    heldout_fraction = DEFAULT_HELDOUT_FRACTION if heldout_fraction is None else heldout_fraction
     family = REGISTRY.families[entry.family]
     config = {**entry.config, **(overrides or {})}
     recipe = with_training_overrides(entry.training, training_overrides)
@@ -316,6 +335,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
     synthetic = all(_file_is_synthetic(path) for path in paths)
     metadata = {
         "num_params": model.num_params,
+        "variant": variant,
         "config_changes": _config_changes(entry.config, config),
         "training_overrides": dict(training_overrides or {}),
         "training_data": {"file": paths[0] if len(paths) == 1 else paths,
@@ -329,7 +349,7 @@ def train_to_artifact(name: str, data_path, *, overrides: dict | None = None, ep
         "metrics": model_card_metrics(model, paths, heldout_fraction, seed) if with_metrics else {},
     }
     command = retrain_command(name, paths, metadata, epochs=epochs,
-                              teacher=_teacher_reference(kwargs.get("teacher")))
+                              teacher=_teacher_reference(kwargs.get("teacher")), variant=chosen)
     metadata["retrain_command"] = command
     root = Path(output_root or default_output_root())
     metadata["version"] = max(artifact_versions(root / name), default=0) + 1
