@@ -107,6 +107,21 @@ def test_an_unknown_variant_is_one_error_line_naming_the_known_ones(workspace, t
     assert not (tmp_path / "out").exists()
 
 
+def test_from_checkpoints_writes_the_artifact_of_a_finished_run_and_refuses_an_unfinished_one(workspace, tmp_path):
+    _, data = workspace
+    common = ["--data", data, *TINY, "--workdir", tmp_path / "run", "--output", tmp_path / "out", "--no-metrics"]
+    run("train", "caloflow-ds1-photon-teacher", "--epochs", 1, *common)
+    run("train", "caloflow-ds1-photon-teacher", "--epochs", 1, "--from-checkpoints", *common)
+    trained, written = (np.load(tmp_path / "out" / "caloflow-ds1-photon-teacher" / f"v{v}" / "weights.npz")
+                        for v in (1, 2))
+    assert sorted(trained.files) == sorted(written.files)
+    for key in trained.files:
+        np.testing.assert_array_equal(trained[key], written[key])
+    result = run("train", "caloflow-ds1-photon-teacher", "--epochs", 2, "--from-checkpoints", *common, ok=False)
+    assert_one_line_error(result, "stop at epoch 1 of 2; continue the training with --resume")
+    assert not (tmp_path / "out" / "caloflow-ds1-photon-teacher" / "v3").exists()
+
+
 def test_train_set_with_an_unknown_part_is_one_error_line(workspace, tmp_path):
     _, data = workspace
     result = run("train", "caloflow-ds1-photon-teacher", "--data", data, "--epochs", 1, *TINY, "--train-set",

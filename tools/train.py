@@ -40,6 +40,9 @@ def _data_files(patterns) -> list[str]:
                    "several files (their rows one after the other: `--data dataset_3_1.hdf5 --data dataset_3_2.hdf5`).")
 @click.option("--epochs", type=int, default=None, help="Epochs of every trained part (default: the recipe's).")
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint in --workdir.")
+@click.option("--from-checkpoints", is_flag=True,
+              help="Train nothing: write the artifact from the finished checkpoints in --workdir (every part must "
+                   "have reached its epochs or stopped early).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Checkpoints (default runs/NAME).")
 @click.option("--output", "output_root", type=click.Path(file_okay=False), default=None,
               help="Artifact root (default: the user store, $CALOZOO_HOME/artifacts, ~/.local/share/calozoo/artifacts "
@@ -66,8 +69,8 @@ def _data_files(patterns) -> list[str]:
                    "input over 1 GiB of showers (the other families read into memory).")
 @allow_energy_range_option
 @reports_errors
-def train_command(name, data, epochs, resume, workdir, output_root, teacher, variant, settings, training,
-                  heldout_fraction, seed, no_metrics, strategy, streaming, allow_energy_range):
+def train_command(name, data, epochs, resume, from_checkpoints, workdir, output_root, teacher, variant, settings,
+                  training, heldout_fraction, seed, no_metrics, strategy, streaming, allow_energy_range):
     """Train model NAME on the showers in DATA (MeV); checkpoints every epoch, and writes NAME/vN to the user
     store (see `calozoo info NAME`; load it with NAME@user)."""
     from calozoo.workflow.recipe import train_to_artifact
@@ -81,5 +84,6 @@ def train_command(name, data, epochs, resume, workdir, output_root, teacher, var
                                   output_root=output_root, teacher=teacher, resume=resume,
                                   heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,
                                   strategy=strategy, training_overrides=_overrides(training, "--train-set"),
-                                  allow_energy_range=allow_energy_range, streaming=streaming)
+                                  allow_energy_range=allow_energy_range, streaming=streaming,
+                                  from_checkpoints=from_checkpoints)
     click.echo(f"wrote {directory}")

@@ -15,7 +15,9 @@ import tensorflow as tf
 import tf_keras
 from tqdm.auto import tqdm
 
-__all__ = ["TrainingResult", "train_loop", "chi2", "row_count"]
+from calozoo.errors import CalozooError
+
+__all__ = ["TrainingResult", "train_loop", "chi2", "row_count", "CHECKPOINTS_ONLY"]
 
 
 @dataclasses.dataclass
@@ -140,6 +142,18 @@ def _patience_exhausted(history: list[dict], metric_name: str, patience: int | N
     return len(history) - 1 - best_index >= int(patience)
 
 
+CHECKPOINTS_ONLY = "checkpoints-only"
+
+
+def _require_finished(description: str, checkpoint_dir: Path, done: int, epochs: int, stopped_early: bool) -> None:
+    """For `resume=CHECKPOINTS_ONLY`: the checkpoints must hold a finished training of this part."""
+    if done == 0:
+        raise CalozooError(f"{description}: no checkpoint in {checkpoint_dir}; train this part first.")
+    if done < epochs and not stopped_early:
+        raise CalozooError(f"{description}: the checkpoints in {checkpoint_dir} stop at epoch {done} of {epochs}; "
+                           f"continue the training with --resume.")
+
+
 def train_loop(
     module: tf.Module,
     loss_fn: Callable,
@@ -190,6 +204,9 @@ def train_loop(
     `max_steps_per_epoch` ends every epoch after that many batches (quick checks on large input).
     `patience` stops early once that many epochs in a row have not improved on the best metric (a resumed run
     that had stopped stays stopped); the best epoch's weights are loaded as always.
+
+    `resume=CHECKPOINTS_ONLY` trains nothing: it loads the best weights of a finished run from `checkpoint_dir`
+    (one that reached `epochs` or stopped early) and raises CalozooError for an unfinished or missing one.
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -210,6 +227,9 @@ def train_loop(
         state.restore(manager.latest_checkpoint)
         saved = json.loads(history_file.read_text()) if history_file.exists() else {}
         history, elapsed = saved.get("history", []), saved.get("wall_time_s", 0.0)
+    if resume == CHECKPOINTS_ONLY:
+        _require_finished(description, checkpoint_dir, int(epoch_var.numpy()), epochs,
+                          _patience_exhausted(history, metric_name, patience))
 
     step = _make_step(loss_fn, variables, optimizer, strategy, jit_compile)
     accumulator = None

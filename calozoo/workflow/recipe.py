@@ -24,6 +24,7 @@ from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_valida
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
 from calozoo.registry import PATH, REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
+from calozoo.training.trainer import CHECKPOINTS_ONLY
 from calozoo.workflow.model_card import render_model_card
 
 __all__ = ["default_output_root", "heldout_rows", "heldout_sample", "use_streaming", "STREAMING_FAMILIES",
@@ -268,7 +269,8 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
                       epochs: int | None = None, workdir=None, output_root=None, teacher=None, resume: bool = False,
                       heldout_fraction: float | None = None, seed: int = 0, progress: bool = True,
                       with_metrics: bool = True, strategy: str = "none", training_overrides: dict | None = None,
-                      allow_energy_range: bool = False, streaming: str = "auto") -> Path:
+                      allow_energy_range: bool = False, streaming: str = "auto",
+                      from_checkpoints: bool = False) -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -287,6 +289,8 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
         streaming: "auto", "always" or "never" (see `use_streaming`): stream the showers from disk rather than
             read them into memory; same split, the same seed gives the same batches (not those of the in-memory
             path).
+        from_checkpoints: train nothing; write the artifact from the finished checkpoints in `workdir` (every part
+            must have reached its epochs or stopped early; see `train_loop`'s CHECKPOINTS_ONLY).
     """
     import contextlib
 
@@ -326,7 +330,8 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
     results = family.train(model, training_showers, energies[train_rows], str(workdir), settings=recipe,
-                           epochs=epochs, resume=resume, seed=seed, progress=progress, strategy=distribution, **kwargs)
+                           epochs=epochs, resume=CHECKPOINTS_ONLY if from_checkpoints else resume, seed=seed,
+                           progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
     if streamed:
         files.close()

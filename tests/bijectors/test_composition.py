@@ -28,8 +28,8 @@ def affine_step(name: str, scale: float, shift: float, conditioned: bool = False
         return (h - shift) / scale, tf.fill(tf.shape(h)[:-1], -features * np.log(abs(scale)))
 
     # the TFP bijector maps the base side to the data side, the inverse of the step's density direction
-    bijector = tfb.Invert(tfb.Chain([tfb.Shift(tf.constant(shift, tf.float64)), tfb.Scale(tf.constant(scale, tf.float64))]),
-                          name=name)
+    shift_then_scale = tfb.Chain([tfb.Shift(tf.constant(shift, tf.float64)), tfb.Scale(tf.constant(scale, tf.float64))])
+    bijector = tfb.Invert(shift_then_scale, name=name)
     return Step(name, to_base, to_data, conditioned, bijector)
 
 
