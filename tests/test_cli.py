@@ -160,6 +160,16 @@ def test_time_reports_ms_per_shower(workspace):
     assert report["environment"]["device"] == "CPU"
 
 
+def test_time_adds_rows_to_a_benchmark_file(workspace, tmp_path):
+    out = tmp_path / "timing.json"
+    for options in (["--batch-sizes", "2"], ["--batch-sizes", "3", "--no-xla"]):
+        run("time", "caloflow-ds1-photon-student@user", *options, "--repeats", 1, "--warmup", 0, "--json", "--out", out)
+    report = json.loads(out.read_text())
+    assert [(r["batch_size"], r["jit_compile"]) for r in report["results"]] == [(2, True), (3, False)]
+    assert {r["model"] for r in report["results"]} == {"caloflow-ds1-photon-student@user"}
+    assert report["environment"]["device"] == "CPU"
+
+
 def _bad_file(path, kind):
     energies, showers = np.full((20, 1), 1024.0), np.ones((20, 368), np.float32)
     if kind == "nan-energy":
