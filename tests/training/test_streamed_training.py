@@ -1,5 +1,6 @@
 """Training from showers streamed off disk: the same split as in memory, iCaloFlow's streamed batches, resume."""
 
+import contextlib
 import json
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_a_streamed_icaloflow_teacher_learns_from_two_files(ds2_files, tmp_path)
         losses = [h["loss"] for h in result.history]
         assert losses[-1] < losses[0] and np.isfinite(result.best_metric), f"{name}: {losses}"
     assert results["layer_flow"].steps == 3 * -(-14 * 44 // 120)  # 14 fitting showers x 44 layer pairs
+
+
+def test_streamed_input_under_a_mirrored_strategy_trains_like_without_one(ds2_files, tmp_path):
+    """The streamed batches go through tf.distribute unchanged: one-device mirrored training gives the weights of
+    plain training (the multi-worker path is tested on loopback in test_distribute.py)."""
+    from calozoo.training.distribute import make_strategy
+
+    parts, _ = ds2_files
+    rows = ShowerRows(ShowerFiles(parts), train_validation_split(24, 0.2, 0)[0])
+    weights = []
+    for strategy in (None, make_strategy("mirrored")):
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model = ICaloFlow(ICaloFlowConfig(**TINY))
+        name = "plain" if strategy is None else "mirrored"
+        results = train_icaloflow(model, rows, None, tmp_path / name, settings=FAST, epochs=2, progress=False,
+                                  parts=("layer_flow",), strategy=strategy)
+        assert results["layer_flow"].history[-1]["loss"] < results["layer_flow"].history[0]["loss"]
+        weights.append([v.numpy() for v in model.trainable_variables])
+    for plain, mirrored in zip(*weights):
+        np.testing.assert_allclose(mirrored, plain, rtol=1e-9, atol=1e-12)
 
 
 def test_a_streamed_icaloflow_student_distils_flow3(ds2_files, tmp_path):
