@@ -107,8 +107,9 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         "",
         "## Verified",
         "",
-        "The mapping is tested against the reference code's own outputs (tests/reference/): MADE outputs, MAF/IAF "
-        "blocks, log-densities and samples from the same noise agree to float64 rounding.",
+        "The mapping is tested against the reference code's own outputs for the DS1 photons (tests/reference/): MADE "
+        "outputs, MAF/IAF blocks, log-densities and samples from the same noise agree to float64 rounding (the pion "
+        "flows share the code path but were not compared separately).",
         "",
         "## Reproduce",
         "",

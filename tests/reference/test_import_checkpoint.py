@@ -141,6 +141,21 @@ def test_wrong_keys_and_wrong_masks_are_refused(tmp_path):
         "sequential degrees", root)
 
 
+def test_a_pt_checkpoint_as_the_reference_saves_it(tmp_path):
+    """Runs where PyTorch is installed (`pip install 'calozoo[peers]'`): a dict with the model's and the optimizer's
+    state, as the reference's `save_all` writes it, reads back as the numpy state_dict."""
+    torch = pytest.importorskip("torch")
+    weights = read_checkpoint(ENERGY)
+    parameter = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    optimizer = torch.optim.Adam([parameter], lr=1e-4)
+    parameter.sum().backward()
+    optimizer.step()
+    state = {key: torch.from_numpy(np.asarray(value)) for key, value in weights.items()}
+    torch.save({"model_state_dict": state, "optimizer_state_dict": optimizer.state_dict()}, tmp_path / "gamma.pt")
+    loaded = read_checkpoint(tmp_path / "gamma.pt")
+    assert set(loaded) == set(weights) and all(np.array_equal(loaded[k], weights[k]) for k in weights)
+
+
 def test_a_pt_file_without_torch_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "model_checkpoint.pt").write_bytes(b"not really")
     monkeypatch.setitem(sys.modules, "torch", None)
