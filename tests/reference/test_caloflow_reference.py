@@ -6,6 +6,7 @@ tests need no PyTorch: they load the reference state_dicts (numpy arrays, refere
 compare every quantity with `relative_difference` <= `RTOL` (max |calozoo - reference| / max |reference|).
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from calozoo.models.caloflow_checkpoint import (
     caloflow_config_from_checkpoints,
     caloflow_from_checkpoints,
 )
+from calozoo.preprocessing import energies_from_fractions, inverse_logit_transform
 from calozoo.registry import get_entry
 
 FIXTURES = Path(__file__).resolve().parent / "caloflow_ds1"
@@ -176,7 +178,7 @@ def test_preprocessing_constants_are_the_reference_ones():
 
 def test_reference_evaluation_of_the_teacher(teacher, cases):
     """The reference's own evaluation loop (its conditions) gives the mean log-density of calozoo's preprocessing."""
-    model = CaloFlow(dataclass_replace(teacher.config, voxel_noise=0.0, energy_flow_noise=0.0))
+    model = CaloFlow(dataclasses.replace(teacher.config, voxel_noise=0.0, energy_flow_noise=0.0))
     model.shower_flow, model.energy_flow = teacher.shower_flow, teacher.energy_flow
     inputs = model.preprocess(cases["noisy_voxels"] * 1e5, cases["incident_energies_mev"], 0, noise=False)
     mean = tf.reduce_mean(model.shower_flow.log_prob(inputs["shower_x"], inputs["shower_c"]))
@@ -191,13 +193,5 @@ def test_student_generation_chain_from_the_same_noise(student, cases):
     assert_matches(showers, cases["generation_showers_mev"])
     unit = student.energy_flow.sample_from_noise(cases["generation_energy_noise"],
                                                  student.energy_condition(energies / 1e5))
-    from calozoo.preprocessing import energies_from_fractions, inverse_logit_transform
-
     layers = energies_from_fractions(inverse_logit_transform(unit, 1e-6), energies / 1e5, student.config.u0_factor)
     assert_matches(layers, cases["generation_layer_energies"][:, :5])
-
-
-def dataclass_replace(config, **changes):
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
