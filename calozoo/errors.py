@@ -11,6 +11,7 @@ __all__ = [
     "MissingDependencyError",
     "EnergyRangeError",
     "OutputExistsError",
+    "CheckpointError",
 ]
 
 
@@ -61,3 +62,7 @@ class EnergyRangeError(CalozooError, ValueError):
 
 class OutputExistsError(CalozooError, FileExistsError):
     """An output file or directory exists already and `--overwrite` was not given."""
+
+
+class CheckpointError(CalozooError, ValueError):
+    """A checkpoint of the reference (PyTorch) code does not fit the model it is imported as: keys, shapes, masks."""

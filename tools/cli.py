@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "evaluate-calogan": "evaluate_calogan:evaluate_calogan_command",
     "time": "timing:time_command",
     "export": "export:export_command",
+    "import": "import_checkpoint:import_command",
     "intrinsic-dim": "intrinsic_dim:intrinsic_dim_command",
 }
 
@@ -43,6 +44,7 @@ SHORT_HELP = {
     "evaluate-calogan": "The CaloFlow paper's table for the CaloGAN models.",
     "time": "Generation speed (ms per shower) of a model.",
     "export": "Export a model as a SavedModel for TF Serving.",
+    "import": "Import a checkpoint of the reference PyTorch code.",
     "intrinsic-dim": "Intrinsic dimension of the showers in a file.",
 }
 

@@ -212,14 +212,25 @@ class CaloFlow(ShowerGenerator):
 
     def sample_showers(self, incident_energies, seed):
         """Showers (N, V) float32 MeV for E_inc (N, 1) MeV: Flow-I -> Flow-II -> energy space."""
-        cfg = self.config
         seed = tf.convert_to_tensor(seed, tf.int32)
-        energy = tf.cast(incident_energies, self.dtype) / cfg.energy_unit_mev
         energy_seed, shower_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        layer_energies = self.sample_layer_energies(energy, energy_seed)
+        batch = tf.shape(incident_energies)[0]
+        energy_noise = tf.random.stateless_normal([batch, self.energy_flow.features], energy_seed, dtype=self.dtype)
+        shower_noise = tf.random.stateless_normal([batch, self.shower_flow.features], shower_seed, dtype=self.dtype)
+        return tf.cast(self.showers_from_noise(incident_energies, energy_noise, shower_noise), tf.float32)
+
+    def showers_from_noise(self, incident_energies, energy_noise, shower_noise):
+        """Showers (N, V) MeV, in the model's dtype, for E_inc (N, 1) MeV from given standard-normal noise of
+        Flow-I (N, L) and Flow-II (N, V): `sample_showers` without its draws (the reference comparisons feed the
+        noise the reference code drew)."""
+        cfg = self.config
+        energy = tf.cast(incident_energies, self.dtype) / cfg.energy_unit_mev
+        u_logit = self.energy_flow.sample_from_noise(energy_noise, self.energy_condition(energy))
+        fractions = inverse_logit_transform(u_logit, cfg.logit_alpha, clamp=True)
+        layer_energies = energies_from_fractions(fractions, energy, cfg.u0_factor)
         condition = self.shower_condition(energy, layer_energies, cfg.generation_layer_condition_eps)
-        logits = self.shower_flow.sample(condition, shower_seed)
-        return tf.cast(self.showers_from_layers(logits, layer_energies), tf.float32)
+        logits = self.shower_flow.sample_from_noise(shower_noise, condition)
+        return self.showers_from_layers(logits, layer_energies)
 
     # ----- density ------------------------------------------------------------------------------
     def log_prob(self, showers, incident_energies, seed: int = 0, sequential: bool = False):
