@@ -234,6 +234,22 @@ def reference_constants(ref, data, source: str, args) -> dict:
             "n_hidden": defaults["n_hidden"], "dropout": defaults["dropout_probability"]}
 
 
+def paper_size_parameter_counts(ref, args) -> dict:
+    """Trainable parameters of the reference flows at its default (paper) sizes, built after everything else so
+    that the fixtures' weights do not depend on them."""
+    paper = ref.parser.parse_args([])
+    paper.device, paper.results_file = args.device, args.results_file
+    depth = 4 - int(paper.which_ds)
+    teacher_2, _, _ = ref.build_flow(LAYER_SIZE, 2, paper, paper.hidden_size, num_layers=2)
+    teacher_3, _, _ = ref.build_flow(LAYER_SIZE, 3 + LAYER_SIZE + 44, paper, paper.hidden_size, num_layers=depth)
+    flows = {"energy_flow": ref.build_flow(DEPTH, 1, paper, paper.hidden_size)[0], "first_layer_flow": teacher_2,
+             "layer_flow": teacher_3,
+             "first_layer_flow_student": ref.build_flow_student(teacher_2, LAYER_SIZE, 2, paper, 256, num_layers=2)[0],
+             "layer_flow_student": ref.build_flow_student(teacher_3, LAYER_SIZE, 3 + LAYER_SIZE + 44, paper,
+                                                          paper.student_hidden_size, num_layers=depth)[0]}
+    return {name: sum(p.numel() for p in flow.parameters() if p.requires_grad) for name, flow in flows.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference-git-dir", required=True, help=f"a clone of {REFERENCE_REPOSITORY} (its .git)")
@@ -266,6 +282,7 @@ def main() -> None:
             cases = density_cases(ref, data, flows, folder / "showers.hdf5", args, torch)
             cases.update(generation_cases(ref, flows, showers, incident, args, torch))
         constants = reference_constants(ref, data, source, args)
+        constants["paper_size_parameters"] = paper_size_parameter_counts(ref, args)
     cases = {k: (v.detach().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in cases.items()}
     cases.update(showers_mev=showers, incident_energies_mev=incident)
     np.savez_compressed(out / "cases.npz", **cases)

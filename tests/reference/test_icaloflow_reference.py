@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from calozoo.errors import CheckpointError
-from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow
+from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow, ICaloFlowConfig
 from calozoo.models.icaloflow_checkpoint import (
     REFERENCE_COMMIT,
     icaloflow_config_from_checkpoints,
@@ -185,3 +185,18 @@ def test_preprocessing_constants_are_the_reference_ones(teacher):
     assert config["min_bin"] == meta["min_bin_width"] == meta["min_bin_height"] == meta["min_derivative"]
     assert (config["energy_hidden"], config["layer_hidden"]) == (meta["hidden_size"],) * 2
     assert config["energy_made_hidden_blocks"] == meta["n_hidden"] and config["dropout"] == meta["dropout"]
+
+
+def test_paper_size_parameter_counts_are_the_reference_ones():
+    """Trainable parameters of the reference's flows at its default sizes (built by its own functions) equal
+    calozoo's count for the registered configs. The reference's default student Flow-3 is H 256; the registered
+    student is H 384, what the paper's published parameter counts imply (docs/models.md section 3), so it is compared
+    at the reference's default width."""
+    meta = json.loads((FIXTURES / "fixtures.json").read_text())["constants"]
+    counts = meta["paper_size_parameters"]
+    teacher = ICaloFlowConfig.from_dict(get_entry("icaloflow-ds2-electron-teacher").config).expected_num_params()
+    assert {name: teacher[name] for name in FLOW_NAMES} == {name: counts[name] for name in FLOW_NAMES}
+    student = ICaloFlowConfig.from_dict({**get_entry("icaloflow-ds2-electron-student").config,
+                                         "layer_hidden": meta["student_hidden_size"]}).expected_num_params()
+    assert (student["first_layer_flow"], student["layer_flow"]) == (counts["first_layer_flow_student"],
+                                                                    counts["layer_flow_student"])
