@@ -140,8 +140,10 @@ def test_streamed_input_under_a_mirrored_strategy_trains_like_without_one(ds2_fi
                                   parts=("layer_flow",), strategy=strategy)
         assert results["layer_flow"].history[-1]["loss"] < results["layer_flow"].history[0]["loss"]
         weights.append([v.numpy() for v in model.trainable_variables])
+    # The replica path sums the gradients in another order: after Adam's steps that leaves ~1e-8 relative on weights
+    # near zero (measured 3e-11 absolute); a batch that went astray would move them by orders of magnitude more.
     for plain, mirrored in zip(*weights):
-        np.testing.assert_allclose(mirrored, plain, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(mirrored, plain, rtol=1e-6, atol=1e-9)
 
 
 def test_a_streamed_icaloflow_student_distils_flow3(ds2_files, tmp_path):
