@@ -1,6 +1,6 @@
 """SavedModel export checked the way TF Serving uses it: CLI listing, TF1 session, signatures, op set, protos.
 
-Runs for two tiny CaloFlow models (student and teacher), a tiny CaloMan, and one shipped artifact of every family (its
+Runs for two tiny CaloFlow models (student and teacher) and one shipped artifact of every family (its
 student where it has one, see SHIPPED).
 """
 
@@ -18,7 +18,6 @@ from calozoo.export import export_model, saved_model_versions
 from calozoo.export.validation import SessionRunner, non_core_ops, op_types, read_saved_model, signature_defs
 from calozoo.models.base import seed_pair
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
-from calozoo.models.caloman import CaloMan, CaloManConfig
 
 predict_pb2 = pytest.importorskip("tensorflow_serving.apis.predict_pb2")
 prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
@@ -30,10 +29,11 @@ def tiny_caloflow(role: str) -> CaloFlow:
     return CaloFlow(CaloFlowConfig(role=role, hidden=16, energy_hidden=8, num_blocks=2, energy_blocks=2))
 
 
-# One shipped model per family and geometry kind, students where there is one (they sample in one pass). The battery
-# samples each model about ten times: minutes for every DS2/DS3 artifact, so not all of them.
-SHIPPED = ["caloflow-ds1-photon-student", "caloflow-calogan-eplus-student", "caloman-ds1-photon",
-           "icaloflow-ds2-electron-student", "l2lflow-ds2-electron", "calopointflow-ds2-electron"]
+# One shipped model per family, students where there is one (they sample in one pass). The battery samples each
+# model about ten times: minutes for every DS2/DS3 artifact, so not all of them. The CaloGAN CaloFlow is the same
+# family and export code as the DS1 one, so it is left out to keep the suite within its time budget.
+SHIPPED = ["caloflow-ds1-photon-student", "caloman-ds1-photon", "icaloflow-ds2-electron-student",
+           "l2lflow-ds2-electron", "calopointflow-ds2-electron"]
 
 
 def _shipped_names() -> list[str]:
@@ -48,12 +48,7 @@ def _shipped_names() -> list[str]:
     return names
 
 
-def tiny_caloman() -> CaloMan:
-    return CaloMan(CaloManConfig(latent_dim=4, encoder_hidden=[16], decoder_hidden=[16], epl_hidden=8, epl_layers=2,
-                                 de_hidden=8, de_layers=2, de_blocks=1))
-
-
-CASES = (["tiny-student", "tiny-teacher", "tiny-caloman"]
+CASES = (["tiny-student", "tiny-teacher"]  # float32 exports; the shipped cases below run in float64
          + [f"shipped:{name}" for name in SHIPPED if name in _shipped_names()])
 
 
@@ -69,7 +64,7 @@ def exported(request, tmp_path_factory):
         model = calozoo.load(name, dtype="float64")
     else:
         role = request.param.split("-")[1]
-        name, model = request.param, tiny_caloman() if role == "caloman" else tiny_caloflow(role)
+        name, model = request.param, tiny_caloflow(role)
     path = export_model(model, tmp_path_factory.mktemp("served"), name)
     runner = SessionRunner(path)
     yield model, path, name, runner
