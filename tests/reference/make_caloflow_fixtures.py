@@ -53,10 +53,11 @@ NOISE_GRID = 2.0**-10
 SEED = 22
 
 
-def extract_reference(git_dir: str, folder: Path) -> None:
-    """The reference files at `REFERENCE_COMMIT`, written into `folder` (fails if the commit is absent)."""
-    for name in REFERENCE_FILES:
-        text = subprocess.run(["git", "--git-dir", git_dir, "show", f"{REFERENCE_COMMIT}:{name}"], check=True,
+def extract_reference(git_dir: str, folder: Path, commit: str = REFERENCE_COMMIT,
+                      files: tuple[str, ...] = REFERENCE_FILES) -> None:
+    """The reference `files` at `commit`, written into `folder` (fails if the commit is absent)."""
+    for name in files:
+        text = subprocess.run(["git", "--git-dir", git_dir, "show", f"{commit}:{name}"], check=True,
                               capture_output=True, text=True).stdout
         (folder / name).write_text(text)
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from make_caloflow_fixtures import on_grid, round_parameters, state_dict_arrays
+from make_caloflow_fixtures import extract_reference, on_grid, round_parameters, state_dict_arrays
 
 REFERENCE_REPOSITORY = "claudius-krause/inductive-caloflow"
 REFERENCE_COMMIT = "328ae2a029b9d47d0dd57a2e908ad262b9ce9795"
@@ -48,13 +47,6 @@ FLOW3_ROWS = (0, 30, 44 + 20, 88 + 0, 88 + 43)  # of the 3 x 44 Flow-3 items: la
 STEPS = (1, 5)  # generation steps stored: layer 1 from layer 0, layer 5 from layer 4
 NOISE_GRID = 2.0**-10
 SEED = 22
-
-
-def extract_reference(git_dir: str, folder: Path) -> None:
-    for name in REFERENCE_FILES:
-        text = subprocess.run(["git", "--git-dir", git_dir, "show", f"{REFERENCE_COMMIT}:{name}"], check=True,
-                              capture_output=True, text=True).stdout
-        (folder / name).write_text(text)
 
 
 def write_showers(source: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +252,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        extract_reference(options.reference_git_dir, folder)
+        extract_reference(options.reference_git_dir, folder, REFERENCE_COMMIT, REFERENCE_FILES)
         sys.path.insert(0, tmp)
         import data
         import run as ref  # sets torch's default dtype to float64
