@@ -181,7 +181,8 @@ def build_flows(ref, transforms, distributions, flows, torch):
 
 
 def recorded_noise(flow, store: list):
-    """Wraps the base distribution's draw so that the noise a reference sampler uses is kept."""
+    """Wraps the base distribution's draw so that the noise a reference sampler uses is kept (on a grid); returns a
+    function that restores the original draw."""
     draw = flow._distribution._sample
 
     def recording(num_samples, context):
@@ -190,6 +191,7 @@ def recorded_noise(flow, store: list):
         return noise
 
     flow._distribution._sample = recording
+    return lambda: setattr(flow._distribution, "_sample", draw)
 
 
 def student_generation(ref, data_gamma, student, energy_flow, folder: Path, torch):

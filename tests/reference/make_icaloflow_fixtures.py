@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from make_caloflow_fixtures import extract_reference, on_grid, round_parameters, state_dict_arrays
+from make_caloflow_fixtures import extract_reference, recorded_noise, round_parameters, state_dict_arrays
 
 REFERENCE_REPOSITORY = "claudius-krause/inductive-caloflow"
 REFERENCE_COMMIT = "328ae2a029b9d47d0dd57a2e908ad262b9ce9795"
@@ -111,19 +111,6 @@ def build_flows(ref, args):
     return flows
 
 
-def recorded_base_noise(flow, store: list):
-    """Wraps the base distribution's draw so that the noise a reference sampler uses is kept (on a grid)."""
-    draw = flow._distribution._sample
-
-    def recording(num_samples, context):
-        noise = on_grid(draw(num_samples, context), NOISE_GRID)
-        store.append(noise.reshape(-1, noise.shape[-1]).detach().numpy().copy())
-        return noise
-
-    flow._distribution._sample = recording
-    return lambda: setattr(flow._distribution, "_sample", draw)
-
-
 def flow_3_condition(ref, batch, args, torch):
     """The Flow-3 condition exactly as the reference's `eval_flow_3` builds it."""
     import torch.nn.functional as F
@@ -187,7 +174,7 @@ def generation_cases(ref, flows, showers, incident, args, torch) -> dict:
     for role in ("student",):
         flow = flows[f"layer_flow_{role}"]
         base, noisy = [], []
-        restore_base = recorded_base_noise(flow, base)
+        restore_base = recorded_noise(flow, base)
         add_noise = ref.add_noise
 
         def recording(array, noise_level=1e-4, add_noise=add_noise, noisy=noisy):
