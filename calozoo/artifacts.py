@@ -20,7 +20,9 @@ import yaml
 from calozoo.errors import CalozooError
 
 __all__ = [
+    "StoredArray",
     "variables_by_path",
+    "parameter_count",
     "save_weights",
     "load_weights",
     "library_versions",
@@ -32,16 +34,56 @@ __all__ = [
 _FLOAT16_MAX = 65504.0
 
 
-def variables_by_path(module: tf.Module) -> dict[str, tf.Variable]:
-    """Every variable of `module` once, keyed by its attribute path ('shower_flow/mades/0/in_kernel')."""
+class StoredArray:
+    """A weight as artifacts store it, for a module that computes with the same numbers in another layout.
+
+    The module's own variables are then marked `stored_by` and left out of `variables_by_path`; this object stands
+    in their place under the weight's usual name, with the few members saving, loading and counting need.
+    """
+
+    def __init__(self, name: str, read, write, shape, dtype, trainable: bool = True, mask=None):
+        self.name, self._read, self._write = name, read, write
+        self.shape, self.dtype = tf.TensorShape(shape), tf.as_dtype(dtype)
+        self.trainable, self.mask = trainable, mask
+
+    def value(self) -> tf.Tensor:
+        return self._read()
+
+    def numpy(self) -> np.ndarray:
+        return self._read().numpy()
+
+    def assign(self, value) -> None:
+        value = np.asarray(value)
+        if tuple(value.shape) != tuple(self.shape):
+            raise ValueError(f"{self.name}: expected shape {tuple(self.shape)}; got {value.shape}.")
+        self._write(value.astype(self.dtype.as_numpy_dtype))
+
+    @staticmethod
+    def mark(variables, owner: str) -> None:
+        """Marks variables whose values a `StoredArray` stores, so that they are not stored twice."""
+        for variable in variables:
+            variable.stored_by = owner
+
+
+def _stored(value) -> bool:
+    return isinstance(value, StoredArray) or (isinstance(value, tf.Variable) and not hasattr(value, "stored_by"))
+
+
+def variables_by_path(module: tf.Module) -> dict[str, tf.Variable | StoredArray]:
+    """Every stored weight of `module` once, keyed by its attribute path ('shower_flow/mades/0/in_kernel')."""
     seen, result = set(), {}
-    found = module._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True)
+    found = module._flatten(predicate=_stored, with_path=True)
     for path, variable in sorted(found, key=lambda item: [str(p) for p in item[0]]):
         if id(variable) in seen:
             continue
         seen.add(id(variable))
         result["/".join(str(p) for p in path)] = variable
     return result
+
+
+def parameter_count(module: tf.Module) -> int:
+    """Trainable parameters as the papers count them: every stored weight, masked zeros included."""
+    return int(sum(np.prod(v.shape) for v in variables_by_path(module).values() if v.trainable))
 
 
 def _storage_array(variable: tf.Variable, float_dtype: str) -> np.ndarray:

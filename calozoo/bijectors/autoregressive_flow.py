@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.artifacts import parameter_count
 from calozoo.bijectors.composition import Composition, FlowPass, Step
 from calozoo.bijectors.gaussian_base import StandardNormalBase
 from calozoo.bijectors.layerwise_permutation import FixedPermutation
@@ -77,7 +78,7 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
     # ----- structure -----------------------------------------------------------------------------
     @property
     def num_params(self) -> int:
-        return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+        return parameter_count(self)
 
     @staticmethod
     def expected_num_params(features, context, hidden, num_blocks, num_bins, made_hidden_blocks=1) -> int:

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.artifacts import parameter_count
 from calozoo.bijectors.actnorm import ActNorm
 from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.gaussian_base import standard_normal_log_prob
@@ -74,7 +75,7 @@ class ConvLayerFlow(tf.Module):
     # ----- structure -----------------------------------------------------------------------------
     @property
     def num_params(self) -> int:
-        return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+        return parameter_count(self)
 
     @staticmethod
     def expected_num_params(image_shape, context_channels, squeeze=(2, 2), num_blocks=8, hidden=32,

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo.artifacts import parameter_count
 from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.gaussian_base import StandardNormalBase
 from calozoo.bijectors.layerwise_permutation import FixedPermutation
@@ -65,7 +66,7 @@ class CouplingRQSFlow(StandardNormalBase, tf.Module):
 
     @property
     def num_params(self) -> int:
-        return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+        return parameter_count(self)
 
     def to_base(self, x, context=None):
         """Density direction: (z, log|dz/dx|)."""

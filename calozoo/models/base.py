@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from calozoo.artifacts import parameter_count
 from calozoo.data.geometry import Geometry, load_geometry
 
 __all__ = ["ShowerGenerator", "seed_pair", "shard_seed", "shard_rows"]
@@ -183,4 +184,4 @@ class ShowerGenerator(tf.Module):
 
     @property
     def num_params(self) -> int:
-        return int(sum(np.prod(v.shape) for v in self.trainable_variables))
+        return parameter_count(self)

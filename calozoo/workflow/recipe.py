@@ -24,6 +24,7 @@ from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_valida
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
 from calozoo.registry import PATH, REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
+from calozoo.training.precision import PRECISIONS, network_precision
 from calozoo.training.trainer import CHECKPOINTS_ONLY
 from calozoo.workflow.model_card import render_model_card
 
@@ -308,6 +309,10 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
     family = REGISTRY.families[entry.family]
     config = {**entry.config, **(overrides or {})}
     recipe = with_training_overrides(entry.training, training_overrides)
+    precision = recipe.pop("precision", "default")
+    if precision not in PRECISIONS:
+        raise CalozooError(f"training setting precision={precision!r}: choose one of {sorted(PRECISIONS)} (mixed "
+                           "precision runs the MADE products in bfloat16; see calozoo.training.precision).")
     with distribution.scope() if distribution is not None else contextlib.nullcontext():
         model = family.build(config)
     paths = _data_paths(data_path)
@@ -329,9 +334,10 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
     started = time.perf_counter()
-    results = family.train(model, training_showers, energies[train_rows], str(workdir), settings=recipe,
-                           epochs=epochs, resume=CHECKPOINTS_ONLY if from_checkpoints else resume, seed=seed,
-                           progress=progress, strategy=distribution, **kwargs)
+    with network_precision(model, precision):
+        results = family.train(model, training_showers, energies[train_rows], str(workdir), settings=recipe,
+                               epochs=epochs, resume=CHECKPOINTS_ONLY if from_checkpoints else resume, seed=seed,
+                               progress=progress, strategy=distribution, **kwargs)
     wall = time.perf_counter() - started
     if streamed:
         files.close()
