@@ -31,6 +31,13 @@ class ConvLayerFlow(tf.Module):
     coupling's unchanged channels; with `embedding_channels=0` the context is subsampled to the squeezed
     size instead (the reference's layer 0).
 
+    `exact_reference=True` builds the exact forms of the reference (FLC-QU-hep/ConvL2LFlow with its nflows fork),
+    which an imported reference flow needs: the 1x1 convolutions permute their inputs (`permute_inputs`), the
+    splines take the fork's identity-init slopes (`parametrization="nflows-identity-init"`, which replaces the
+    spline's parametrization) and the U-Nets apply a LeakyReLU at the bottleneck (`bottleneck_activation`). The
+    default keeps calozoo's original forms, with which its models were trained (tests/reference/l2lflow: the
+    differences are measured there).
+
     Example:
         >>> flow = ConvLayerFlow((18, 50), context_channels=3, hidden=4, num_blocks=1)
         >>> flow.log_prob(np.zeros((2, 18, 50)), np.zeros((2, 18, 50, 3))).shape
@@ -39,8 +46,9 @@ class ConvLayerFlow(tf.Module):
 
     def __init__(self, image_shape, context_channels: int, squeeze=(2, 2), num_blocks: int = 8, hidden: int = 32,
                  down_factors=((3, 5), (3, 5)), embedding_channels: int = 8, spline: SplineSettings | None = None,
-                 seed: int = 0, dtype=tf.float32, name: str | None = None):
+                 seed: int = 0, dtype=tf.float32, name: str | None = None, exact_reference: bool = False):
         super().__init__(name=name or "conv_layer_flow")
+        self.exact_reference = bool(exact_reference)
         height, width = image_shape
         self.squeeze = Squeeze(squeeze)
         fh, fw = self.squeeze.factors
@@ -50,6 +58,8 @@ class ConvLayerFlow(tf.Module):
         self.squeezed_shape = (height // fh, width // fw, fh * fw)
         self.context_channels, self.embedding_channels = int(context_channels), int(embedding_channels)
         self.spline = spline or SplineSettings(10, 15.0, 1e-3, 1e-3, 1e-3)
+        if exact_reference:
+            self.spline = SplineSettings(**{**self.spline.as_dict(), "parametrization": "nflows-identity-init"})
         self.dtype = tf.as_dtype(dtype)
         channels = self.squeezed_shape[-1]
         with self.name_scope:
@@ -62,10 +72,11 @@ class ConvLayerFlow(tf.Module):
                 coupling = ImageRQSCoupling(channels, None, self.spline, dtype=self.dtype, name=f"coupling{k}")
                 coupling.conditioner = UNet(channels - coupling.transform_channels + conditioner_context,
                                             coupling.num_conditioner_outputs, hidden, down_factors,
-                                            seed=seed * 101 + 2 + k, dtype=self.dtype, name=f"unet{k}")
+                                            seed=seed * 101 + 2 + k, dtype=self.dtype, name=f"unet{k}",
+                                            bottleneck_activation=exact_reference)
                 self.couplings.append(coupling)
                 self.convs.append(LUInvertibleConv1x1(channels, seed=seed * 101 + 50 + k, dtype=self.dtype,
-                                                      name=f"conv{k}"))
+                                                      name=f"conv{k}", permute_inputs=exact_reference))
         self.composition = Composition([
             step
             for norm, coupling, conv in zip(self.actnorms, self.couplings, self.convs)

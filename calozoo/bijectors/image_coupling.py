@@ -23,8 +23,11 @@ class ImageRQSCoupling(tfb.Bijector):
 
     Identity initialisation: with a zero-initialised last conditioner layer, widths and heights are
     uniform, and the raw slopes are offset by softplus^-1(1 - min_derivative), so every interior slope is
-    exactly 1 and the spline is the identity (the reference reaches the same with a softplus of
-    beta = ln 2 / (1 - min_d)).
+    exactly 1 and the spline is the identity. The reference's nflows fork takes min_d + softplus(beta raw) / beta,
+    beta = ln 2 / (1 - min_d), instead: interior slopes 1 at raw 0 too, but other slopes elsewhere, and boundary
+    slopes of 1.2950, so its spline at initialisation is not quite the identity in the two outer bins. A spline with
+    `parametrization="nflows-identity-init"` takes the reference's form (no offset is added), which is what an
+    imported reference coupling needs (measured in tests/reference/test_l2lflow_reference.py).
 
     Direction: `forward` is the data -> base side (the spline itself); `inverse` solves the quadratic.
     The context is passed as `conditional_input=`, the BatchNorm mode as `training=`.
@@ -39,7 +42,8 @@ class ImageRQSCoupling(tfb.Bijector):
             raise ValueError(f"`transform_channels` must be in [1, {channels - 1}] for {channels} channels; got "
                              f"{self.transform_channels}. A coupling needs at least 2 channels (squeeze first).")
         self.conditioner, self.spline = conditioner, spline
-        self._slope_offset = float(np.log(np.expm1(1.0 - spline.min_derivative)))
+        self._slope_offset = (0.0 if spline.parametrization == "nflows-identity-init"
+                              else float(np.log(np.expm1(1.0 - spline.min_derivative))))
         with tf.name_scope(name) as scope:
             super().__init__(forward_min_event_ndims=3, validate_args=validate_args, dtype=tf.as_dtype(dtype),
                              parameters=parameters, name=scope)

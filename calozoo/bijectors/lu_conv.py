@@ -28,6 +28,10 @@ class LUInvertibleConv1x1(tfb.Bijector):
     result as `inverse_weight=` to `inverse` to reuse it for every call of a generation pass (the
     "cached weights" of the reference), see `ConvLayerFlow.cached_weights`.
 
+    `permute_inputs=True` applies P to the input channels instead, W = L U P: the form of the reference's nflows
+    `OneByOneConvolution` (its `RandomPermutation` runs before the LU linear map), which an imported reference
+    convolution needs; the default (P after L U) is calozoo's original form and is kept for its trained models.
+
     Direction: `forward` is the data -> base side.
 
     Example:
@@ -37,12 +41,13 @@ class LUInvertibleConv1x1(tfb.Bijector):
     """
 
     def __init__(self, channels: int, seed: int = 0, min_diagonal: float = 1e-3, dtype=tf.float32,
-                 validate_args=False, name="lu_conv1x1"):
+                 validate_args=False, name="lu_conv1x1", permute_inputs: bool = False):
         parameters = dict(locals())
         if channels < 1:
             raise ValueError(f"`channels` must be >= 1; got {channels}.")
         dtype = tf.as_dtype(dtype)
         self.channels, self.min_diagonal = int(channels), float(min_diagonal)
+        self.permute_inputs = bool(permute_inputs)
         triangle = channels * (channels - 1) // 2
         raw_one = np.log(np.expm1(1.0 - min_diagonal))
         with tf.name_scope(name) as scope:
@@ -71,13 +76,20 @@ class LUInvertibleConv1x1(tfb.Bijector):
         return lower, upper, diagonal
 
     def weight(self):
-        """W = P L U, (C, C): z_i = sum_j W_ij x_j + b_i."""
+        """W = P L U (or L U P with `permute_inputs`), (C, C): z_i = sum_j W_ij x_j + b_i."""
         lower, upper, _ = self._triangles()
+        if self.permute_inputs:  # (L U P)_ij = (L U)_{i, perm^-1(j)}
+            return tf.gather(tf.matmul(lower, upper), tf.argsort(self.permutation), axis=1)
         return tf.gather(tf.matmul(lower, upper), self.permutation)
 
     def inverse_weight(self):
-        """W^-1 = U^-1 L^-1 P^T by two triangular solves, (C, C)."""
+        """W^-1 = U^-1 L^-1 P^T (or P^T U^-1 L^-1 with `permute_inputs`) by two triangular solves, (C, C)."""
         lower, upper, _ = self._triangles()
+        if self.permute_inputs:  # (P^T A)_ij = A_{perm^-1(i), j}
+            identity = tf.eye(self.channels, dtype=self.dtype)
+            inverse = tf.linalg.triangular_solve(upper, tf.linalg.triangular_solve(lower, identity, lower=True),
+                                                 lower=False)
+            return tf.gather(inverse, tf.argsort(self.permutation), axis=0)
         permutation_t = tf.transpose(tf.gather(tf.eye(self.channels, dtype=self.dtype), self.permutation))
         return tf.linalg.triangular_solve(upper, tf.linalg.triangular_solve(lower, permutation_t, lower=True),
                                           lower=False)

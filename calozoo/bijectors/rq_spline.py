@@ -9,13 +9,32 @@ import tensorflow_probability as tfp
 tfb = tfp.bijectors
 
 __all__ = [
+    "PARAMETRIZATIONS",
     "SplineSettings",
+    "identity_init_beta",
+    "identity_init_boundary_slope",
     "UnconstrainedRationalQuadraticSpline",
     "num_spline_params",
     "rqs_forward",
     "rqs_inverse",
     "soft_clip",
 ]
+
+
+PARAMETRIZATIONS = ("nflows", "zuko", "nflows-identity-init")
+
+
+def identity_init_beta(min_derivative: float) -> float:
+    """beta = ln 2 / (1 - min_d) of the nflows fork's identity-initialised slopes: min_d + softplus(0) / beta = 1."""
+    return float(np.log(2.0) / (1.0 - min_derivative))
+
+
+def identity_init_boundary_slope(min_derivative: float) -> float:
+    """The boundary slope of the nflows fork's identity-initialised spline: min_d + softplus(beta c) / beta with
+    nflows' boundary constant c = ln(e^(1 - min_d) - 1) (1.2950 for min_d 1e-3, not 1)."""
+    beta = identity_init_beta(min_derivative)
+    c = np.log(np.expm1(1.0 - min_derivative))
+    return float(min_derivative + np.logaddexp(0.0, beta * c) / beta)
 
 
 class SplineSettings:
@@ -26,6 +45,12 @@ class SplineSettings:
     `parametrization="zuko"` is zuko 1.1's MonotonicRQS instead of nflows': raw widths and heights soft-clipped by
     x / (1 + |2x / ln(slope)|) before the softmax, interior slopes exp(x / (1 + |x / ln(slope)|)) (CaloPointFlow
     uses bound 5, slope 1e-4 and minima 0); the minimum sizes still apply on top.
+
+    `parametrization="nflows-identity-init"` is the slope form of the ConvL2LFlow nflows fork
+    (ThorstenBuss/nflows @ 138f868, `enable_identity_init=True`): every slope, the two boundary ones included, is
+    `min_d + softplus(beta raw) / beta` with beta = ln 2 / (1 - min_d), and the boundary raw values are nflows'
+    constant ln(e^(1 - min_d) - 1). Interior slopes are 1 at raw 0; the boundary slopes are not 1 (1.2950 for
+    min_d 1e-3), so the spline's slope jumps at +-B where the linear tails begin, as in the reference.
     """
 
     def __init__(self, num_bins=8, tail_bound=14.0, min_bin_width=1e-6, min_bin_height=1e-6, min_derivative=1e-6,
@@ -38,8 +63,8 @@ class SplineSettings:
             raise ValueError("`min_bin_width`, `min_bin_height` and `min_derivative` must be >= 0.")
         if min_bin_width * num_bins >= 1.0 or min_bin_height * num_bins >= 1.0:
             raise ValueError(f"`min_bin_width`/`min_bin_height` times `num_bins` must be < 1; got {num_bins} bins.")
-        if parametrization not in ("nflows", "zuko"):
-            raise ValueError(f"`parametrization` must be 'nflows' or 'zuko'; got {parametrization!r}.")
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"`parametrization` must be one of {PARAMETRIZATIONS}; got {parametrization!r}.")
         if not 0.0 < slope < 1.0:
             raise ValueError(f"`slope` must lie in (0, 1); got {slope}.")
         self.parametrization = parametrization
@@ -93,11 +118,17 @@ def _knots(unnormalized, min_size, bound, settings=None):
 
 
 def _derivatives(unnormalized, min_derivative, settings=None):
-    """Slopes at all K+1 knots; the two boundary slopes are exactly 1 (linear tails)."""
+    """Slopes at all K+1 knots; the two boundary slopes are exactly 1 (linear tails), except for the
+    "nflows-identity-init" parametrization (see `SplineSettings`)."""
     ones = tf.ones_like(unnormalized[..., :1])
     if settings is not None and settings.parametrization == "zuko":
         interior = min_derivative + tf.exp(soft_clip(unnormalized, -np.log(settings.slope)))
         return tf.concat([ones, interior, ones], axis=-1)
+    if settings is not None and settings.parametrization == "nflows-identity-init":
+        beta = identity_init_beta(min_derivative)
+        interior = min_derivative + tf.nn.softplus(beta * unnormalized) / beta
+        boundary = ones * identity_init_boundary_slope(min_derivative)
+        return tf.concat([boundary, interior, boundary], axis=-1)
     return tf.concat([ones, min_derivative + tf.nn.softplus(unnormalized), ones], axis=-1)
 
 
