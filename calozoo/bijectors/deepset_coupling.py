@@ -20,8 +20,8 @@ __all__ = ["DeepSetCoupling", "deepset_coupling_num_params"]
 
 
 def deepset_coupling_num_params(features: int, n_identity: int, context: int, hidden: int, num_layers: int,
-                                num_bins: int, set_hidden: Sequence[int] = (64, 128, 512), set_width: int = 512,
-                                summary_hidden: Sequence[int] = (256,), summary_dim: int = 128) -> int:
+                                num_bins: int, set_hidden: Sequence[int] = (64, 128), set_width: int = 512,
+                                summary_hidden: Sequence[int] = (512, 256), summary_dim: int = 128) -> int:
     """Trainable parameters of one DeepSetCoupling, from the layer shapes."""
     point_net = mlp_num_params(n_identity, list(set_hidden), set_width)
     summary_net = mlp_num_params(set_width, list(summary_hidden), summary_dim)
@@ -51,8 +51,8 @@ class DeepSetCoupling(tfb.Bijector):
     """
 
     def __init__(self, features: int, identity: Sequence[int], context: int, hidden: int, num_layers: int = 3,
-                 spline: SplineSettings | None = None, set_hidden: Sequence[int] = (64, 128, 512), set_width: int = 512,
-                 summary_hidden: Sequence[int] = (256,), summary_dim: int = 128, seed: int = 0, dtype=tf.float32,
+                 spline: SplineSettings | None = None, set_hidden: Sequence[int] = (64, 128), set_width: int = 512,
+                 summary_hidden: Sequence[int] = (512, 256), summary_dim: int = 128, seed: int = 0, dtype=tf.float32,
                  validate_args=False, name=None):
         parameters = dict(locals())
         name = name or "deepset_coupling"

@@ -38,7 +38,7 @@ from calozoo.data.point_clouds import (
 )
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
-from calozoo.networks.mlp import MLP, mlp_num_params
+from calozoo.networks.mlp import MLP, gelu, mlp_num_params
 from calozoo.preprocessing import (
     CDFDequantizer,
     FrozenMinMax,
@@ -87,9 +87,9 @@ class CaloPointFlowConfig(FlowConfig):
     point_bins: int = 8
     point_hidden: int = 128
     point_layers: int = 3
-    set_hidden: tuple = (64, 128, 512)
+    set_hidden: tuple = (64, 128)  # phi: identity features -> 64 -> 128 -> (linear) 512, then the mean over a shower
     set_width: int = 512
-    summary_hidden: tuple = (256,)
+    summary_hidden: tuple = (512, 256)  # rho: 512 -> 512 -> 256 -> (linear) 128 (the reference's reduce_net_dims)
     summary_dim: int = 128
     tail_bound: float = 5.0
     slope: float = 1e-4
@@ -186,7 +186,7 @@ class PointEncoder(tf.Module):
     def __call__(self, points, segment_ids, n_showers):
         """(mu, log sigma^2), each (N, latent); a shower without points gets the encoding of a zero mean."""
         pooled = segment_mean(self.point_net(points), segment_ids, n_showers)
-        h = tf.nn.gelu(self.latent_net(pooled), approximate=False)
+        h = gelu(self.latent_net(pooled))
         out = tf.matmul(h, self.heads_kernel) + self.heads_bias
         return out[:, : self.latent_dim], out[:, self.latent_dim :]
 

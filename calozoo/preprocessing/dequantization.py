@@ -1,7 +1,8 @@
 """Continuous stand-ins for integer point coordinates (CaloPointFlow, docs/models.md section 4.1).
 
 - CDF dequantisation (model II): an integer k becomes cdf[k] + pdf[k] * u with u ~ U(0, 1), where cdf/pdf are the
-  empirical marginal histogram of the training data, then probit. Its inverse is a search in the cdf.
+  empirical marginal histogram of the training data, then probit (of eps + (1 - 2 eps) x, as in the reference). Its
+  inverse is a search in the cdf.
 - Uniform dequantisation (model I): (k + u) / size, and (alpha, r) -> (x, y) in the unit square.
 """
 
@@ -17,14 +18,16 @@ _SQRT2 = np.sqrt(2.0)
 
 
 def probit(p, eps: float = 1e-6):
-    """The standard-normal quantile of p clipped to [eps, 1 - eps]."""
-    p = tf.clip_by_value(p, eps, 1.0 - eps)
-    return _SQRT2 * tf.math.erfinv(2.0 * p - 1.0)
+    """The standard-normal quantile of eps + (1 - 2 eps) p, p clipped to [0, 1]: the reference's `normal_quantile`,
+    which shrinks [0, 1] onto [eps, 1 - eps] affinely (as `logit_transform` does), not by clipping."""
+    p = tf.clip_by_value(p, 0.0, 1.0)
+    return _SQRT2 * tf.math.erfinv((1.0 - 2.0 * eps) * (2.0 * p - 1.0))
 
 
-def inverse_probit(y):
-    """The standard-normal CDF."""
-    return 0.5 * (1.0 + tf.math.erf(y / _SQRT2))
+def inverse_probit(y, eps: float = 1e-6):
+    """(Phi(y) - eps) / (1 - 2 eps) clipped to [0, 1], Phi the standard-normal CDF: the inverse of `probit` (the
+    reference's `normal_cdf`)."""
+    return tf.clip_by_value(0.5 * (1.0 + tf.math.erf(y / _SQRT2) / (1.0 - 2.0 * eps)), 0.0, 1.0)
 
 
 class CDFDequantizer(tf.Module):
@@ -65,11 +68,13 @@ class CDFDequantizer(tf.Module):
         return probit(tf.stack(columns, axis=-1), self.eps)
 
     def inverse(self, y):
-        """Integers (P, F): the bin whose cdf interval holds Phi(y), clamped to [0, size - 1]."""
-        p = inverse_probit(y)
+        """Integers (P, F): the bin whose cdf interval holds p = inverse_probit(y), searched as the reference does
+        (the first left knot >= p, minus 1, at least 0): a p on a knot belongs to the bin below it, p = 0 to bin 0
+        and p = 1 to the last bin that is not empty."""
+        p = inverse_probit(y, self.eps)
         columns = []
         for i, (size, cdf) in enumerate(zip(self.sizes, self.cdfs)):
-            index = tf.searchsorted(cdf, tf.cast(p[:, i], cdf.dtype), side="right", out_type=tf.int32) - 1
+            index = tf.searchsorted(cdf[:-1], tf.cast(p[:, i], cdf.dtype), side="left", out_type=tf.int32) - 1
             columns.append(tf.clip_by_value(index, 0, size - 1))
         return tf.cast(tf.stack(columns, axis=-1), tf.int32)
 
