@@ -90,6 +90,10 @@ class L2LFlowConfig(FlowConfig):
     # The paper: False (a generated layer sums to the energy flow's E_k only as far as the layer flow learned it);
     # True rescales each layer after the cut to E_k, so the energy flow alone sets the layer energies.
     renormalize_layers: bool = False
+    # True: the layer flows take the reference's exact forms (`ConvLayerFlow(exact_reference=True)`: LeakyReLU at the
+    # U-Net bottleneck, the 1x1 convolutions' permutation on their inputs, the fork's spline slopes), as the paper
+    # configurations do; the shipped compact artifacts were trained with calozoo's forms (False).
+    reference_forms: bool = False
     max_veto_rounds: int = 20
     permutation_seed: int = 0
     seed: int = 0
@@ -180,10 +184,12 @@ class L2LFlow(ShowerGenerator):
             spline = config.spline
             if config.layer_flows == "shared":
                 self.layer_flow = ConvLayerFlow(**config.layer_flow_kwargs(0), spline=spline, seed=config.seed + 1,
-                                                dtype=self.dtype, name="layer_flow")
+                                                dtype=self.dtype, exact_reference=config.reference_forms,
+                                                name="layer_flow")
             else:
                 self.layer_flows = [ConvLayerFlow(**config.layer_flow_kwargs(i), spline=spline,
                                                   seed=config.seed + 1 + i, dtype=self.dtype,
+                                                  exact_reference=config.reference_forms,
                                                   name=f"layer_flow{i:02d}") for i in range(self.n_layers)]
 
     def flow_for(self, layer: int) -> ConvLayerFlow:

@@ -61,6 +61,15 @@ def test_built_tiny_models_have_the_analytic_count(mode, tiny_models):
         assert [f.context_channels for f in model.layer_flows[:7]] == [2, 3, 4, 5, 6, 7, 7]
 
 
+def test_paper_configurations_take_the_reference_forms_and_the_shipped_models_keep_their_own():
+    for name in ("l2lflow-ds2-electron", "l2lflow-ds3-electron"):
+        assert L2LFlowConfig.from_dict(zoo.get_entry(name).config).reference_forms is True
+        assert zoo.get_entry(name).variant("compact").config["reference_forms"] is False
+    assert L2LFlowConfig().reference_forms is False  # configs written before the option load as they were trained
+    model = tiny(layer_flows="shared", reference_forms=True)
+    assert model.layer_flow.exact_reference and model.num_params == model.config.expected_num_params()["total"]
+
+
 def test_config_errors_and_yaml_round_trip():
     with pytest.raises(ValueError, match="dataset '2' or '3'; got '1-photons'"):
         L2LFlowConfig(dataset="1-photons")
