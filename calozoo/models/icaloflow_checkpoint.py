@@ -19,14 +19,17 @@ __all__ = ["REFERENCE_REPOSITORY", "REFERENCE_COMMIT", "icaloflow_config_from_ch
 REFERENCE_REPOSITORY = "claudius-krause/inductive-caloflow"
 REFERENCE_COMMIT = "328ae2a029b9d47d0dd57a2e908ad262b9ce9795"
 _HIDDEN = {"energy_flow": "energy_hidden", "first_layer_flow": "first_layer_hidden", "layer_flow": "layer_hidden"}
+LABELS = {"energy_flow": "Flow-1", "first_layer_flow": "Flow-2", "layer_flow": "Flow-3"}  # the reference's names
 
 
-def _check(name: str, layout: NflowsFlowLayout, shape: dict) -> None:
+def _check(name: str, layout: NflowsFlowLayout, shape: dict, dataset) -> None:
+    label = LABELS[name]
     if (layout.features, layout.context) != (shape["features"], shape["context"]):
-        raise CheckpointError(f"the {name} checkpoint has {layout.features} features and {layout.context} "
-                              f"conditions; this dataset's {name} needs {shape['features']} and {shape['context']}.")
+        raise CheckpointError(f"the {label} checkpoint has {layout.features} features and {layout.context} "
+                              f"conditions; dataset {dataset}'s {label} needs {shape['features']} and "
+                              f"{shape['context']} (is it another flow's file?).")
     if layout.num_permutations != layout.num_blocks - 1:
-        raise CheckpointError(f"the {name} checkpoint has {layout.num_blocks} blocks and {layout.num_permutations} "
+        raise CheckpointError(f"the {label} checkpoint has {layout.num_blocks} blocks and {layout.num_permutations} "
                               "permutations; iCaloFlow's flows have one permutation fewer than blocks.")
 
 
@@ -41,6 +44,9 @@ def icaloflow_config_from_checkpoints(base: dict, states: dict) -> tuple[dict, d
     if missing:
         raise CheckpointError(f"iCaloFlow needs the state_dicts of {list(FLOW_NAMES)}; missing {missing}.")
     layouts = {name: flow_layout(states[name]) for name in FLOW_NAMES}
+    shapes = ICaloFlowConfig.from_dict(base).flow_shapes()  # features and conditions depend on the dataset only
+    for name in FLOW_NAMES:
+        _check(name, layouts[name], shapes[name], base.get("dataset", ICaloFlowConfig.dataset))
     if layouts["energy_flow"].kind != "maf":
         raise CheckpointError("the Flow-1 checkpoint has inverse-wrapped (IAF) blocks; Flow-1 is a MAF.")
     kinds = {layouts[name].kind for name in FLOW_NAMES[1:]}
@@ -55,9 +61,6 @@ def icaloflow_config_from_checkpoints(base: dict, states: dict) -> tuple[dict, d
     for name in FLOW_NAMES:
         inferred[_HIDDEN[name]] = layouts[name].hidden
         inferred[f"{name.removesuffix('_flow')}_made_hidden_blocks"] = layouts[name].made_hidden_blocks
-    config = ICaloFlowConfig.from_dict({**base, **inferred})
-    for name, shape in config.flow_shapes().items():
-        _check(name, layouts[name], shape)
     return {**base, **inferred}, inferred
 
 

@@ -1,5 +1,9 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
+The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I)
+and iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow). Each says which files it takes, how the sizes
+are read from them and how the model is built; reading, checking and writing the artifact are shared.
+
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
 unpickles the file with `weights_only=True` and hands on numpy arrays. A `.npz` of the same state_dict (keys as in
 PyTorch) needs no PyTorch. Everything is converted and checked before the artifact directory is written, so a bad
@@ -8,23 +12,86 @@ checkpoint leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from calozoo.artifacts import artifact_versions, write_artifact
+from calozoo.bijectors.nflows_state_dict import flow_layout
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
-from calozoo.models.caloflow_checkpoint import (
-    REFERENCE_COMMIT,
-    REFERENCE_REPOSITORY,
-    caloflow_config_from_checkpoints,
-    caloflow_from_checkpoints,
-)
+from calozoo.models import caloflow_checkpoint, icaloflow_checkpoint
 from calozoo.registry import USER, artifact_roots, get_entry
 
-__all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card"]
+__all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card", "IMPORTERS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPart:
+    """One checkpoint file of a model: the `import_checkpoint` argument (and CLI option) that gives it, the flow of
+    the model it fills (the key of the family's `states` dict), and its name in the card, metadata and errors."""
+
+    argument: str  # "checkpoint" (the CLI's CHECKPOINT argument) or a keyword of import_checkpoint
+    flow: str  # the model's flow this state_dict fills
+    key: str  # metadata key: origin.checkpoints.<key>
+    label: str  # the reference's name of the flow: "Flow-II", "Flow-3", ...
+    files: str  # what the reference's training script names the file
+
+    @property
+    def option(self) -> str | None:
+        return None if self.argument == "checkpoint" else "--" + self.argument.replace("_", "-")
+
+
+@dataclasses.dataclass(frozen=True)
+class Importer:
+    """What `calozoo import` needs to know of one family whose reference training code saves state_dicts."""
+
+    title: str  # "CaloFlow DS1"
+    repository: str
+    commit: str
+    parts: tuple[CheckpointPart, ...]  # the first one is the CHECKPOINT argument
+    role_parts: tuple[str, ...]  # arguments whose blocks (MAF or IAF) say teacher or student
+    config_from: Callable[[dict, dict], tuple[dict, dict]]  # (base config, states by flow) -> (config, inferred)
+    build: Callable[[dict, dict], object]  # (config, states by flow) -> the model with the weights
+    verified: str  # the card's "Verified" paragraph
+
+
+IMPORTERS: dict[str, Importer] = {
+    "caloflow": Importer(
+        title="CaloFlow DS1",
+        repository=caloflow_checkpoint.REFERENCE_REPOSITORY, commit=caloflow_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "shower_flow", "flow_ii", "Flow-II",
+                              "model_checkpoint.pt / weight_checkpoint.pt, student.pt / student_weights.pt"),
+               CheckpointPart("energy_flow", "energy_flow", "flow_i", "Flow-I",
+                              "rec_energy_flow/gamma.pt or piplus.pt")),
+        role_parts=("checkpoint",),
+        config_from=lambda base, states: caloflow_checkpoint.caloflow_config_from_checkpoints(
+            base, states["shower_flow"], states["energy_flow"]),
+        build=lambda config, states: caloflow_checkpoint.caloflow_from_checkpoints(
+            config, states["shower_flow"], states["energy_flow"]),
+        verified="The mapping is tested against the reference code's own outputs for the DS1 photons "
+                 "(tests/reference/): MADE outputs, MAF/IAF blocks, log-densities and samples from the same noise "
+                 "agree to float64 rounding (the pion flows share the code path but were not compared separately)."),
+    "icaloflow": Importer(
+        title="iCaloFlow (DS2, DS3)",
+        repository=icaloflow_checkpoint.REFERENCE_REPOSITORY, commit=icaloflow_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "layer_flow", "flow_3", "Flow-3",
+                              "ds_{2,3}_flow_3.pt, or ds_{2,3}_flow_3_student.pt for a student"),
+               CheckpointPart("energy_flow", "energy_flow", "flow_1", "Flow-1",
+                              "ds_{2,3}_flow_1.pt, the teacher's, also for a student"),
+               CheckpointPart("first_layer_flow", "first_layer_flow", "flow_2", "Flow-2",
+                              "ds_{2,3}_flow_2.pt, or ds_{2,3}_flow_2_student.pt for a student")),
+        role_parts=("checkpoint", "first_layer_flow"),
+        config_from=icaloflow_checkpoint.icaloflow_config_from_checkpoints,
+        build=icaloflow_checkpoint.icaloflow_from_checkpoints,
+        verified="The mapping is tested against the reference code's own outputs for the DS2 electrons "
+                 "(tests/reference/): the log-densities of Flow-1, Flow-2 and Flow-3 (teacher and student) and an "
+                 "inductive generation step of the student from the same noise agree to float64 rounding (DS3 "
+                 "shares the code path but was not compared separately)."),
+}
 
 
 def file_sha256(path) -> str:
@@ -69,14 +136,19 @@ def read_checkpoint(path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} is not a readable .npz of a state_dict: {error}") from None
 
 
-def _checked_overrides(base: dict, inferred: dict, overrides: dict) -> None:
-    """CheckpointError for a --set that contradicts a size read from the checkpoint."""
-    for key, value in overrides.items():
-        if key in inferred and inferred[key] != value:
-            raise CheckpointError(f"--set {key}={value} contradicts the checkpoint, whose tensors give {key}="
-                                  f"{inferred[key]}.")
+def _unknown_overrides(base: dict, overrides: dict) -> None:
+    """CheckpointError for a --set of an entry the model does not have."""
+    for key in overrides:
         if key != "dtype" and key not in base:
             raise CheckpointError(f"--set {key}: not a setting of this model; settings: {sorted(base)}.")
+
+
+def _contradicting_overrides(inferred: dict, overrides: dict) -> None:
+    """CheckpointError for a --set that contradicts a size read from the checkpoints."""
+    for key, value in overrides.items():
+        if key in inferred and inferred[key] != value:
+            raise CheckpointError(f"--set {key}={value} contradicts the checkpoints, whose tensors give {key}="
+                                  f"{inferred[key]}.")
 
 
 def render_import_card(name: str, description: str, metadata: dict) -> str:
@@ -92,7 +164,8 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} (nflows 0.14)",
     ]
     for part, source in origin["checkpoints"].items():
-        lines.append(f"- {part}: `{source['file']}`, SHA-256 `{source['sha256']}`")
+        label = f"{source['flow']} ({part})" if "flow" in source else part
+        lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
     lines += [
         "- weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)",
         "- not trained or measured by calozoo: no held-out metrics; evaluate it with `calozoo generate` and "
@@ -107,9 +180,7 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         "",
         "## Verified",
         "",
-        "The mapping is tested against the reference code's own outputs for the DS1 photons (tests/reference/): MADE "
-        "outputs, MAF/IAF blocks, log-densities and samples from the same noise agree to float64 rounding (the pion "
-        "flows share the code path but were not compared separately).",
+        metadata.get("verified", ""),
         "",
         "## Reproduce",
         "",
@@ -121,56 +192,95 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
     return "\n".join(lines)
 
 
-def _import_command(name: str, checkpoint, energy_flow, overrides: dict) -> str:
+def _import_command(name: str, importer: Importer, files: dict, overrides: dict) -> str:
     import shlex
 
-    parts = ["calozoo", "import", name, Path(checkpoint).name, "--energy-flow", Path(energy_flow).name]
+    parts = ["calozoo", "import", name]
+    for part in importer.parts:
+        parts += ([part.option] if part.option else []) + [Path(files[part.argument]).name]
     for key, value in overrides.items():
         parts += ["--set", f"{key}={value}"]
     return shlex.join(parts)
 
 
-def import_checkpoint(name: str, checkpoint, energy_flow, overrides: dict | None = None, output_root=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1 model into `<root>/<name>/v<N>/`.
+def _importer(name: str, entry, files: dict) -> Importer:
+    """The family's Importer, after checking that `files` give exactly its checkpoints."""
+    importer = IMPORTERS.get(entry.family)
+    titles = " and ".join(item.title for item in IMPORTERS.values())
+    if importer is None:
+        raise CalozooError(f"calozoo import reads the reference checkpoints of {titles} only; '{name}' is a "
+                           f"{entry.family} model.")
+    wanted = {part.argument: part for part in importer.parts}
+    for argument, path in files.items():
+        if path is not None and argument not in wanted:
+            option = "--" + argument.replace("_", "-")
+            raise CalozooError(f"{option} is not a checkpoint of {importer.title}; '{name}' takes "
+                               f"{', '.join(p.option or 'CHECKPOINT' for p in importer.parts)}.")
+    for part in importer.parts:
+        if files.get(part.argument) is None:
+            raise CalozooError(f"'{name}' needs its {part.label} checkpoint too: {part.option} FILE ({part.files}).")
+    return importer
+
+
+def _read_part(part: CheckpointPart, path) -> dict:
+    """A part's state_dict, with its flow structure checked (the error names the file and the flow)."""
+    state = read_checkpoint(path)
+    try:
+        flow_layout(state)
+    except CheckpointError as error:
+        given = f"{part.option} {Path(path).name}" if part.option else Path(path).name
+        raise CheckpointError(f"{given} (the {part.label} checkpoint): {error}") from None
+    return state
+
+
+def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
+                      first_layer_flow=None) -> Path:
+    """Converts the reference checkpoints of a registered CaloFlow DS1 or iCaloFlow model into `<root>/<name>/v<N>/`.
 
     Args:
-        name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones).
-        checkpoint: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
-            `student.pt` / `student_weights.pt` for a student) or a `.npz` of its state_dict.
-        energy_flow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`) or a `.npz`.
-        overrides: config entries the checkpoint cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
-            from the tensor shapes.
+        name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
+            iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones).
+        checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
+            `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
+            `ds_2_flow_3_student.pt`); or a `.npz` of its state_dict.
+        energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
+            Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); or a `.npz`.
+        overrides: config entries the checkpoints cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
+            from the tensor shapes and a contradicting override is refused.
         output_root: artifact root (default: the user store).
+        first_layer_flow: iCaloFlow only: the Flow-2 checkpoint (`ds_2_flow_2.pt`, `ds_2_flow_2_student.pt`).
     Returns:
         the artifact directory. Raises CheckpointError (or CalozooError) before writing anything on bad input.
     """
     overrides = dict(overrides or {})
     entry = get_entry(name)
-    if entry.family != "caloflow":
-        raise CalozooError(f"calozoo import reads the reference code of CaloFlow DS1 only; '{name}' is a "
-                           f"{entry.family} model.")
-    shower_state, energy_state = read_checkpoint(checkpoint), read_checkpoint(energy_flow)
+    files = {"checkpoint": checkpoint, "energy_flow": energy_flow, "first_layer_flow": first_layer_flow}
+    importer = _importer(name, entry, files)
+    _unknown_overrides(entry.config, overrides)
+    states = {part.flow: _read_part(part, files[part.argument]) for part in importer.parts}
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
-    config, inferred = caloflow_config_from_checkpoints(base, shower_state, energy_state)
-    _checked_overrides(entry.config, inferred, overrides)
+    config, inferred = importer.config_from(base, states)
+    _contradicting_overrides(inferred, overrides)
     if config["role"] != entry.config.get("role"):
-        raise CheckpointError(f"{Path(checkpoint).name} holds a {config['role']} (its blocks are "
-                              f"{'MAF' if config['role'] == 'teacher' else 'IAF'}); '{name}' is a "
+        given = [Path(files[argument]).name for argument in importer.role_parts]
+        raise CheckpointError(f"{' and '.join(given)} {'holds' if len(given) == 1 else 'hold'} a {config['role']} "
+                              f"(its blocks are {'MAF' if config['role'] == 'teacher' else 'IAF'}); '{name}' is a "
                               f"{entry.config.get('role')}.")
-    model = caloflow_from_checkpoints(config, shower_state, energy_state)
+    model = importer.build(config, states)
     root = Path(output_root or artifact_roots()[USER])
+    checkpoints = {part.key: {"flow": part.label, "file": str(files[part.argument]),
+                              "sha256": file_sha256(files[part.argument])} for part in importer.parts}
     metadata = {
         "num_params": model.num_params,
-        "origin": {"kind": "imported", "reference_repository": REFERENCE_REPOSITORY,
-                   "reference_commit": REFERENCE_COMMIT,
-                   "checkpoints": {"flow_ii": {"file": str(checkpoint), "sha256": file_sha256(checkpoint)},
-                                   "flow_i": {"file": str(energy_flow), "sha256": file_sha256(energy_flow)}}},
+        "origin": {"kind": "imported", "reference_repository": importer.repository,
+                   "reference_commit": importer.commit, "checkpoints": checkpoints},
         "inferred_config": inferred,
         "config_overrides": overrides,
         "config_changes": {k: v for k, v in config.items() if entry.config.get(k) != v},
         "training_data": {"description": "imported from a PyTorch checkpoint of the reference code",
                           "file": str(checkpoint)},
-        "import_command": _import_command(name, checkpoint, energy_flow, overrides),
+        "import_command": _import_command(name, importer, files, overrides),
+        "verified": importer.verified,
         "version": max(artifact_versions(root / name), default=0) + 1,
     }
     card = render_import_card(name, entry.description, metadata)

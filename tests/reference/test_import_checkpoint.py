@@ -62,32 +62,38 @@ def test_loaded_teacher_reproduces_the_reference_densities(imported, cases):
     assert_matches(model.energy_flow.log_prob(cases["u"], cases["c"]), cases["energy_flow_log_prob"])
 
 
-def test_exported_import_passes_the_export_checks(imported, tmp_path, monkeypatch):
-    """One SavedModel round trip of the imported student (`calozoo export NAME@user --float64`), through the checks
-    tests/export runs on every model."""
+EXPORT_CHECKS = ("test_signatures_are_valid_predict_signatures_with_batch_first",
+                 "test_tf1_session_returns_showers_of_the_right_shape",
+                 "test_only_core_tensorflow_ops",
+                 "test_seeded_output_is_reproducible_and_equals_the_in_memory_model",
+                 "test_warmup_requests_run_in_the_session")
+
+
+def assert_export_passes_the_checks(name, directory, tmp_path, monkeypatch, names=EXPORT_CHECKS):
+    """One SavedModel round trip of the imported artifact `directory` of `name` (`calozoo export NAME@user
+    --float64`), through the checks `names` of tests/export/test_savedmodel.py (it runs them on every model)."""
     pytest.importorskip("tensorflow_serving.apis.predict_pb2")
     from calozoo.export.validation import SessionRunner
     from tests.export import test_savedmodel as checks
 
-    name = "caloflow-ds1-photon-student"
-    monkeypatch.setenv("CALOZOO_ARTIFACTS", str(imported["student"].parents[1]))
+    monkeypatch.setenv("CALOZOO_ARTIFACTS", str(directory.parents[1]))
     result = CliRunner().invoke(main, ["export", f"{name}@user", "--out", str(tmp_path), "--float64"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     path = tmp_path / name / "1"
     model = calozoo.load(f"{name}@user", dtype="float64")
-    assert model.artifact_dir == imported["student"]
+    assert model.artifact_dir == directory
     runner = SessionRunner(path)
     try:
         exported = (model, path, name, runner)
-        for check in (checks.test_signatures_are_valid_predict_signatures_with_batch_first,
-                      checks.test_tf1_session_returns_showers_of_the_right_shape,
-                      checks.test_only_core_tensorflow_ops,
-                      checks.test_seeded_output_is_reproducible_and_equals_the_in_memory_model,
-                      checks.test_warmup_requests_run_in_the_session):
-            check(exported)
+        for check in names:
+            getattr(checks, check)(exported)
     finally:
         runner.close()
+
+
+def test_exported_import_passes_the_export_checks(imported, tmp_path, monkeypatch):
+    assert_export_passes_the_checks("caloflow-ds1-photon-student", imported["student"], tmp_path, monkeypatch)
 
 
 # ----- the command line and bad input ----------------------------------------------------------------------------
@@ -119,7 +125,9 @@ def test_cli_imports_into_the_given_root(tmp_path):
     (("caloflow-ds1-photon-teacher", "missing.pt", "--energy-flow", ENERGY), "does not exist"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "hidden=99"), "contradicts"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "colour=2"), "not a setting"),
-    (("caloman-ds1-photon", TEACHER, "--energy-flow", ENERGY), "CaloFlow DS1 only"),
+    (("caloman-ds1-photon", TEACHER, "--energy-flow", ENERGY), "checkpoints of CaloFlow DS1 and iCaloFlow"),
+    (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--first-layer-flow", ENERGY),
+     "--first-layer-flow is not a checkpoint of CaloFlow DS1"),
 ])
 def test_cli_bad_input_gives_one_error_line_and_no_artifact(tmp_path, arguments, pattern):
     root = tmp_path / "store"
