@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from calozoo import stateless
 from calozoo.artifacts import parameter_count
 from calozoo.bijectors.actnorm import ActNorm
 from calozoo.bijectors.composition import Composition, Step
@@ -141,7 +142,7 @@ class ConvLayerFlow(tf.Module):
     def sample(self, context, seed, inverse_weights=None):
         """One image (N, H, W) per context row, from a stateless seed int32[2]."""
         context = tf.convert_to_tensor(context, self.dtype)
-        z = tf.random.stateless_normal(tf.concat([tf.shape(context)[:1], self.squeezed_shape], 0), seed,
+        z = stateless.normal(tf.concat([tf.shape(context)[:1], self.squeezed_shape], 0), seed,
                                        dtype=self.dtype)
         return self.to_data(z, context, inverse_weights)[0]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
+
 __all__ = ["StandardNormalBase", "standard_normal_log_prob"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -32,5 +34,5 @@ class StandardNormalBase:
     def sample(self, context, seed):
         """One sample per row of `context`, from a stateless seed (int32[2])."""
         context = tf.convert_to_tensor(context, self.dtype)
-        z = tf.random.stateless_normal([tf.shape(context)[0], self.features], seed=seed, dtype=self.dtype)
+        z = stateless.normal([tf.shape(context)[0], self.features], seed=seed, dtype=self.dtype)
         return self.sample_from_noise(z, context)

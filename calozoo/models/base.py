@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.artifacts import parameter_count
 from calozoo.data.geometry import Geometry, load_geometry
 
@@ -116,7 +117,7 @@ class ShowerGenerator(tf.Module):
         n = incident_energies.shape[0]
         if n is None or n <= self.micro_batch:
             return self.sample_showers(incident_energies, seed)
-        seeds = tf.random.experimental.stateless_split(seed, -(-n // self.micro_batch))
+        seeds = stateless.split(seed, -(-n // self.micro_batch))
         parts = []
         for i in range(0, n, self.micro_batch):
             with tf.control_dependencies(parts[-1:] if self.sequential_slices else []):

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.layerwise_permutation import alternating_permutations, random_within_layers
 from calozoo.data.geometry import CALOGAN_DATASETS, load_geometry
@@ -181,9 +182,9 @@ class CaloFlow(ShowerGenerator):
         energy_voxels = voxels + 0.5 * cfg.energy_flow_noise
         if noise:
             noise_seed = tf.stack([tf.cast(seed, tf.int32), tf.constant(17, tf.int32)])
-            shower_voxels = voxels + tf.random.stateless_uniform(tf.shape(voxels), noise_seed, 0.0, cfg.voxel_noise,
+            shower_voxels = voxels + stateless.uniform(tf.shape(voxels), noise_seed, 0.0, cfg.voxel_noise,
                                                                  self.dtype)
-            energy_voxels = voxels + tf.random.stateless_uniform(tf.shape(voxels), noise_seed + 1, 0.0,
+            energy_voxels = voxels + stateless.uniform(tf.shape(voxels), noise_seed + 1, 0.0,
                                                                  cfg.energy_flow_noise, self.dtype)
         e_layers_energy_flow = layer_sums(energy_voxels, self.layer_sizes)
         e_layers = layer_sums(shower_voxels, self.layer_sizes)
@@ -213,10 +214,10 @@ class CaloFlow(ShowerGenerator):
     def sample_showers(self, incident_energies, seed):
         """Showers (N, V) float32 MeV for E_inc (N, 1) MeV: Flow-I -> Flow-II -> energy space."""
         seed = tf.convert_to_tensor(seed, tf.int32)
-        energy_seed, shower_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        energy_seed, shower_seed = tf.unstack(stateless.split(seed, 2))
         batch = tf.shape(incident_energies)[0]
-        energy_noise = tf.random.stateless_normal([batch, self.energy_flow.features], energy_seed, dtype=self.dtype)
-        shower_noise = tf.random.stateless_normal([batch, self.shower_flow.features], shower_seed, dtype=self.dtype)
+        energy_noise = stateless.normal([batch, self.energy_flow.features], energy_seed, dtype=self.dtype)
+        shower_noise = stateless.normal([batch, self.shower_flow.features], shower_seed, dtype=self.dtype)
         return tf.cast(self.showers_from_noise(incident_energies, energy_noise, shower_noise), tf.float32)
 
     def showers_from_noise(self, incident_energies, energy_noise, shower_noise):

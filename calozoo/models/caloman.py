@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.bijectors.coupling_flow import CouplingRQSFlow
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
@@ -207,7 +208,7 @@ class CaloMan(ShowerGenerator):
         energies = tf.cast(tf.reshape(incident_energies, [-1, 1]), self.dtype)
         if self.config.snap_incident_energies:
             energies = snap_to_ds1_energies(energies)
-        energy_seed, latent_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        energy_seed, latent_seed = tf.unstack(stateless.split(seed, 2))
         layer_energies = self.sample_layer_energies(energies, energy_seed)
         labels = self.labels(energies, layer_energies)
         latents = self.latent_flow.sample(labels, latent_seed)

@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.deepset_coupling import DeepSetCoupling, deepset_coupling_num_params
@@ -211,7 +212,7 @@ def assign_alpha(segment_ids, z_index, r_index, n_alpha: int, seed, grid_cells: 
     positions = tf.range(tf.shape(cell)[0])
     starts = tf.boolean_mask(positions, is_start)
     rank = positions - tf.gather(starts, group)
-    keys = tf.random.stateless_uniform(tf.stack([tf.shape(starts)[0], n_alpha]), seed)
+    keys = stateless.uniform(tf.stack([tf.shape(starts)[0], n_alpha]), seed)
     permutations = tf.cast(tf.argsort(keys, axis=-1), tf.int32)
     alpha_sorted = tf.gather_nd(permutations, tf.stack([group, rank % n_alpha], axis=-1))
     return tf.scatter_nd(order[:, None], alpha_sorted, tf.shape(cell))
@@ -313,18 +314,18 @@ class CaloPointFlow(ShowerGenerator):
         `segment_ids` (P,), `n_showers`. `seed` (int32[2]) draws the dequantisation noise."""
         showers = tf.cast(showers_mev, self.dtype)
         incident = tf.reshape(tf.cast(incident_energies_mev, self.dtype), [-1, 1])
-        seeds = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 2))
+        seeds = tf.unstack(stateless.split(tf.cast(seed, tf.int32), 2))
         cloud = showers_to_points(showers, self.grid)
         n_showers = tf.shape(showers)[0]
-        uniform_n = tf.random.stateless_uniform([n_showers], seeds[0], dtype=self.dtype)
+        uniform_n = stateless.uniform([n_showers], seeds[0], dtype=self.dtype)
         conditionals = self.conditional_standardizer.forward(self.raw_conditionals(showers, incident, uniform_n))
         value = self.value_standardizer.forward(self._raw_value(self._energy_fractions(cloud, showers)))
         n_points = tf.shape(cloud.energies)[0]
         if self.config.variant == "II":
-            uniform = tf.random.stateless_uniform([n_points, 2], seeds[1], dtype=self.dtype)
+            uniform = stateless.uniform([n_points, 2], seeds[1], dtype=self.dtype)
             coordinates = self.dequantizer.forward(tf.gather(cloud.coordinates, [0, 2], axis=-1), uniform)
         else:
-            uniform = tf.random.stateless_uniform([n_points, 3], seeds[1], dtype=self.dtype)
+            uniform = stateless.uniform([n_points, 3], seeds[1], dtype=self.dtype)
             coordinates = self.coordinate_standardizer.forward(self._raw_coordinates_i(cloud.coordinates, uniform))
         return dict(incident=self.incident_standardizer.forward(self._log(incident)), conditionals=conditionals,
                     points=tf.concat([coordinates, value], axis=-1), segment_ids=cloud.segment_ids,
@@ -364,14 +365,14 @@ class CaloPointFlow(ShowerGenerator):
         `entropy` is -H[q(z|x)] / latent with the exact Gaussian entropy; `points` averages over the points of each
         shower, then over the showers that have points.
         """
-        data_seed, latent_seed = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 2))
+        data_seed, latent_seed = tf.unstack(stateless.split(tf.cast(seed, tf.int32), 2))
         inputs = self.preprocess(showers_mev, incident_energies_mev, data_seed)
         context = inputs["incident"]
         cond_nll = -self.conditional_flow.log_prob(inputs["conditionals"], context) / 2.0
         mu, log_var = self.encoder(inputs["points"], inputs["segment_ids"], inputs["n_showers"])
         latent_dim = self.config.latent_dim
         entropy = 0.5 * tf.reduce_sum(1.0 + LOG_2PI + log_var, axis=-1)
-        z = mu + tf.exp(0.5 * log_var) * tf.random.stateless_normal(tf.shape(mu), latent_seed, dtype=self.dtype)
+        z = mu + tf.exp(0.5 * log_var) * stateless.normal(tf.shape(mu), latent_seed, dtype=self.dtype)
         shower_context = tf.concat([context, inputs["conditionals"]], axis=-1)
         base = self.latent_composition.to_base(z, conditional_input=shower_context)
         prior_nll = -(standard_normal_log_prob(base.output) + base.logdet) / latent_dim
@@ -412,7 +413,7 @@ class CaloPointFlow(ShowerGenerator):
     def _sample_points(self, shower_context, segment_ids, n_showers, seed):
         """Point-flow samples (P, D) for the showers of `segment_ids`, all points of a shower jointly."""
         context = tf.gather(shower_context, segment_ids)
-        noise = tf.random.stateless_normal(tf.stack([tf.shape(segment_ids)[0], self.config.point_dim]), seed,
+        noise = stateless.normal(tf.stack([tf.shape(segment_ids)[0], self.config.point_dim]), seed,
                                            dtype=self.dtype)
         return self.point_composition.to_data(noise, **self._point_kwargs(context, segment_ids, n_showers)).output
 
@@ -448,7 +449,7 @@ class CaloPointFlow(ShowerGenerator):
             deficit = tf.maximum(nnz - filled, 0)
             segment_ids = segment_ids_from_counts(deficit)
             points = self._sample_points(shower_context, segment_ids, n_showers,
-                                         tf.random.experimental.stateless_fold_in(seed, round_index))
+                                         stateless.fold_in(seed, round_index))
             c = self._decode_coordinates_i(points)
             voxel = c[:, 0] * (self.grid.n_alpha * self.grid.n_r) + c[:, 1] * self.grid.n_r + c[:, 2]
             flat = segment_ids * n_voxels + voxel
@@ -472,10 +473,10 @@ class CaloPointFlow(ShowerGenerator):
         rescaled to its sampled energy sum (docs/models.md section 4.4)."""
         seed = tf.convert_to_tensor(seed, tf.int32)
         incident = tf.reshape(tf.cast(incident_energies, self.dtype), [-1, 1])
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+        seeds = tf.unstack(stateless.split(seed, 4))
         context, nnz, e_sum = self.sample_shower_quantities(incident, seeds[0])
         n_showers = tf.shape(incident)[0]
-        noise = tf.random.stateless_normal(tf.stack([n_showers, self.config.latent_dim]), seeds[1], dtype=self.dtype)
+        noise = stateless.normal(tf.stack([n_showers, self.config.latent_dim]), seeds[1], dtype=self.dtype)
         z = self.latent_composition.to_data(noise, conditional_input=context).output
         shower_context = tf.concat([context, z], axis=-1)
         if self.config.variant == "II":

@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.layerwise_permutation import alternating_permutations
 from calozoo.data.geometry import load_geometry
@@ -178,14 +179,14 @@ class ICaloFlow(ShowerGenerator):
         (the deterministic inputs of `log_prob_graph`)."""
         if seed is None:
             return values + 0.5 * self.config.noise_mev
-        return values + tf.random.stateless_uniform(tf.shape(values), seed, 0.0, self.config.noise_mev, self.dtype)
+        return values + stateless.uniform(tf.shape(values), seed, 0.0, self.config.noise_mev, self.dtype)
 
     @staticmethod
     def _split(seed, count):
         """`count` independent seeds from one, or `count` Nones for the deterministic path."""
         if seed is None:
             return [None] * count
-        return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+        return tf.unstack(stateless.split(seed, count))
 
     def shape_fractions(self, layer_mev, seed):
         """A layer (N, layer_size) MeV as continuous voxel fractions in [0, 1].
@@ -200,14 +201,14 @@ class ICaloFlow(ShowerGenerator):
             return layer_normalize(self._noisy(layer_mev, seed), [self.layer_size])
         threshold = self.config.threshold_mev
         if self.config.dequantization == "log_normal":
-            spread = 0.0 if seed is None else tf.random.stateless_truncated_normal(tf.shape(layer_mev), seed,
+            spread = 0.0 if seed is None else stateless.truncated_normal(tf.shape(layer_mev), seed,
                                                                                     dtype=self.dtype)
             fill = threshold * tf.pow(tf.constant(10.0, self.dtype),
                                       -self.config.fill_decades + self.config.fill_width_decades * spread)
         elif seed is None:
             fill = tf.fill(tf.shape(layer_mev), tf.constant(0.5 * threshold, self.dtype))
         else:
-            fill = tf.random.stateless_uniform(tf.shape(layer_mev), seed, 0.0, threshold, self.dtype)
+            fill = stateless.uniform(tf.shape(layer_mev), seed, 0.0, threshold, self.dtype)
         total = tf.maximum(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), threshold)
         return tf.minimum(tf.where(layer_mev > 0, layer_mev, fill) / total, 1.0)
 
@@ -302,7 +303,7 @@ class ICaloFlow(ShowerGenerator):
 
     def _next_layer(self, previous_layer, incident, energies, index, seed):
         """Layer `index` (a scalar tensor in 1..44) given the generated layer index - 1 and Flow-1's energies."""
-        noise_seed, flow_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        noise_seed, flow_seed = tf.unstack(stateless.split(seed, 2))
         energy = tf.gather(energies, [index], axis=1)
         previous_energy = tf.gather(energies, [index - 1], axis=1)
         previous_shape = self.shape_logit(previous_layer, noise_seed)
@@ -315,14 +316,14 @@ class ICaloFlow(ShowerGenerator):
         one after the other from Flow-3 (a `tf.while_loop`, so the graph holds Flow-3 once)."""
         seed = tf.convert_to_tensor(seed, tf.int32)
         incident = tf.cast(incident_energies, self.dtype)
-        energy_seed, first_seed, layers_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        energy_seed, first_seed, layers_seed = tf.unstack(stateless.split(seed, 3))
         energies = self.sample_layer_energies(incident, energy_seed)
         first_logits = self.first_layer_flow.sample(self.first_layer_condition(incident, energies[:, :1]), first_seed)
         first_layer = self._layer_from_logits(first_logits, energies[:, :1])
         layers = tf.TensorArray(self.dtype, size=self.n_layers, element_shape=first_layer.shape)
 
         def body(index, previous_layer, layers):
-            layer_seed = tf.random.experimental.stateless_fold_in(layers_seed, index)
+            layer_seed = stateless.fold_in(layers_seed, index)
             layer = self._next_layer(previous_layer, incident, energies, index, layer_seed)
             return index + 1, layer, layers.write(index, layer)
 

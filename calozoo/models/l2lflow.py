@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.conv_flow import ConvLayerFlow
 from calozoo.bijectors.rq_spline import SplineSettings
@@ -223,7 +224,7 @@ class L2LFlow(ShowerGenerator):
         if seed is None:
             noise = c.energy_noise_mean_gev
         else:
-            noise = tf.random.stateless_normal(tf.shape(layer_energies_gev), seed, c.energy_noise_mean_gev,
+            noise = stateless.normal(tf.shape(layer_energies_gev), seed, c.energy_noise_mean_gev,
                                                c.energy_noise_std_gev, self.dtype)
         fraction = tf.clip_by_value((layer_energies_gev + noise) * c.energy_scale_gev, 0.0, 1.0)
         return logit_transform(fraction, c.energy_logit_alpha)
@@ -242,10 +243,10 @@ class L2LFlow(ShowerGenerator):
             fill = tf.fill(shape, tf.constant(10.0**c.fill_log10_mean, self.dtype))
             uniform = 0.5 * c.voxel_noise_gev
         else:
-            fill_seed, uniform_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-            fill = 10.0 ** tf.random.stateless_normal(shape, fill_seed, c.fill_log10_mean, c.fill_log10_std,
+            fill_seed, uniform_seed = tf.unstack(stateless.split(seed, 2))
+            fill = 10.0 ** stateless.normal(shape, fill_seed, c.fill_log10_mean, c.fill_log10_std,
                                                       self.dtype)
-            uniform = tf.random.stateless_uniform(shape, uniform_seed, 0.0, c.voxel_noise_gev, self.dtype)
+            uniform = stateless.uniform(shape, uniform_seed, 0.0, c.voxel_noise_gev, self.dtype)
         below_cut = layers_gev < c.cut_gev
         filled = tf.where(layers_gev < c.empty_below_gev, tf.minimum(fill, c.cut_gev), layers_gev)
         noisy = filled + uniform
@@ -329,7 +330,7 @@ class L2LFlow(ShowerGenerator):
     def _log_prob(self, showers, incident_energies, seed):
         layers = self.layers_gev(showers)
         incident = tf.reshape(tf.cast(incident_energies, self.dtype), [-1, 1]) / 1e3
-        seeds = [None, None] if seed is None else tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        seeds = [None, None] if seed is None else tf.unstack(stateless.split(seed, 2))
         total = self.energy_flow.log_prob(self.energy_flow_x(self.energies_after_cut(layers), seeds[0]),
                                           self.incident_condition(incident))
         noisy = self.noisy_voxels(layers, seeds[1])
@@ -365,7 +366,7 @@ class L2LFlow(ShowerGenerator):
         condition = self.incident_condition(incident_gev)
 
         def draw(index):
-            logits = self.energy_flow.sample(condition, tf.random.experimental.stateless_fold_in(seed, index))
+            logits = self.energy_flow.sample(condition, stateless.fold_in(seed, index))
             return inverse_logit_transform(logits, c.energy_logit_alpha, clamp=True) / c.energy_scale_gev
 
         def vetoed(energies):
@@ -385,7 +386,7 @@ class L2LFlow(ShowerGenerator):
         computed once per call. The shared flow runs in a `tf.while_loop` (the graph holds it once)."""
         seed = tf.convert_to_tensor(seed, tf.int32)
         incident = tf.cast(incident_energies, self.dtype) / 1e3
-        energy_seed, layer_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        energy_seed, layer_seed = tf.unstack(stateless.split(seed, 2))
         energies = self.sample_layer_energies(incident, energy_seed)
         n = tf.shape(incident)[0]
         previous = tf.zeros(tf.stack([n, max(self.config.previous_layers, 1), self.n_r, self.n_alpha]), self.dtype)
@@ -396,7 +397,7 @@ class L2LFlow(ShowerGenerator):
             for layer in range(self.n_layers):
                 flow = self.layer_flows[layer]
                 context = self.layer_context(layer, previous, energies[:, layer : layer + 1], incident)
-                sample = flow.sample(context, tf.random.experimental.stateless_fold_in(layer_seed, layer),
+                sample = flow.sample(context, stateless.fold_in(layer_seed, layer),
                                      flow.cached_weights())
                 previous = tf.concat([sample[:, None], previous[:, :-1]], axis=1)
                 samples.append(sample)
@@ -415,7 +416,7 @@ class L2LFlow(ShowerGenerator):
         def body(layer, previous, samples):
             energy = tf.gather(energies, [layer], axis=1)
             context = self.layer_context(None, previous, energy, incident, layer)
-            sample = self.layer_flow.sample(context, tf.random.experimental.stateless_fold_in(seed, layer), weights)
+            sample = self.layer_flow.sample(context, stateless.fold_in(seed, layer), weights)
             return layer + 1, tf.concat([sample[:, None], previous[:, :-1]], axis=1), samples.write(layer, sample)
 
         _, _, samples = tf.while_loop(lambda layer, *_: layer < self.n_layers, body,

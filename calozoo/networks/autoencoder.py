@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.networks.mlp import MLP, ParallelMLP, mlp_num_params, parallel_mlp_num_params
 
 __all__ = ["GeneralizedAutoencoder", "autoencoder_num_params"]
@@ -94,7 +95,7 @@ class GeneralizedAutoencoder(tf.Module):
         mean, log_sigma = self.encode(x, labels)
         if self.kind == "ae":
             return tf.reduce_mean(tf.reduce_sum((self.decode(mean, labels)[0] - x) ** 2, axis=-1))
-        z = mean + tf.exp(log_sigma) * tf.random.stateless_normal(tf.shape(mean), seed, dtype=self.dtype)
+        z = mean + tf.exp(log_sigma) * stateless.normal(tf.shape(mean), seed, dtype=self.dtype)
         x_mean, x_log_sigma = self.decode(z, labels)
         log_likelihood = -tf.reduce_sum(0.5 * ((x - x_mean) * tf.exp(-x_log_sigma)) ** 2 + x_log_sigma + 0.5 * _LOG_2PI,
                                         axis=-1)

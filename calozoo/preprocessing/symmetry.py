@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from calozoo import stateless
+
 __all__ = ["alpha_symmetry_indices", "apply_alpha_symmetry", "apply_alpha_symmetry_images", "rotate_showers_alpha"]
 
 
@@ -17,11 +19,11 @@ def alpha_symmetry_indices(batch, n_alpha: int, seed, mirror: bool = True):
 
     The shift is uniform over the n_alpha rotations; with `mirror` the sign is drawn with probability 1/2.
     """
-    shift_seed, mirror_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    shift = tf.random.stateless_uniform([batch, 1], shift_seed, 0, n_alpha, tf.int32)
+    shift_seed, mirror_seed = tf.unstack(stateless.split(seed, 2))
+    shift = stateless.uniform([batch, 1], shift_seed, 0, n_alpha, tf.int32)
     sign = tf.ones([batch, 1], tf.int32)
     if mirror:
-        sign = 1 - 2 * tf.random.stateless_uniform([batch, 1], mirror_seed, 0, 2, tf.int32)
+        sign = 1 - 2 * stateless.uniform([batch, 1], mirror_seed, 0, 2, tf.int32)
     return tf.math.floormod(shift + sign * tf.range(n_alpha)[tf.newaxis], n_alpha)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.data.geometry import load_geometry
 from calozoo.models.calopointflow import CaloPointFlow
 from calozoo.preprocessing.symmetry import rotate_showers_alpha
@@ -70,7 +71,7 @@ def train_calopointflow(model: CaloPointFlow, showers, energies, checkpoint_dir,
     def loss_fn(batch_showers, batch_energies):
         seed = generator.make_seeds(1)[:, 0]
         if augment is not None:
-            seed, symmetry_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            seed, symmetry_seed = tf.unstack(stateless.split(seed, 2))
             batch_showers = augment(batch_showers, symmetry_seed)
         loss = model.loss(batch_showers, batch_energies, seed)
         return loss, loss

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.data.stream import ShowerBatches, ShowerRows
 from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow
 from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry
@@ -76,7 +77,7 @@ class FlowData:
             return model.energy_flow_inputs(tf.cast(batch[0], model.dtype), tf.cast(batch[1], model.dtype), seed)
         symmetry_seed = None
         if self.augment_alpha:  # its own seed; without augmentation the noise stream is unchanged
-            seed, symmetry_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            seed, symmetry_seed = tf.unstack(stateless.split(seed, 2))
         if flow_name == "first_layer_flow":
             (layer,) = self._symmetric(symmetry_seed, tf.cast(batch[0], model.dtype))
             return model.first_layer_inputs(layer, tf.cast(batch[1], model.dtype), seed)

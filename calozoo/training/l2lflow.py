@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from calozoo import stateless
 from calozoo.models.l2lflow import L2LFlow
 from calozoo.preprocessing.symmetry import alpha_symmetry_indices, apply_alpha_symmetry_images
 from calozoo.training.likelihood import train_by_likelihood
@@ -90,7 +91,7 @@ class LayerData:
         incident = tf.gather(tf.constant(self.incident, model.dtype), rows)
         window = self._window(rows, layer_index)
         if self.augment_alpha:  # its own seed; without augmentation the noise stream is unchanged
-            seed, symmetry_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            seed, symmetry_seed = tf.unstack(stateless.split(seed, 2))
             indices = alpha_symmetry_indices(tf.shape(window)[0], model.n_alpha, symmetry_seed)
             window = apply_alpha_symmetry_images(window, indices)
         return model.window_inputs(window, layer_index, incident, seed, layer)
