@@ -498,7 +498,7 @@ def report(args):
     energy = load("reference_energy.json")
     layers = load("reference_layers_00.json")
     flows = layers["flows"]
-    out = load(args.out) if os.path.exists(args.out) else {}
+    out = json.load(open(args.out)) if os.path.exists(args.out) else {}
     out["reference_training"] = {
         "energy_flow": energy,
         "layer_flows": {
