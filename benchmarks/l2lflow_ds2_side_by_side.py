@@ -41,7 +41,14 @@ Commands (2 shared cores; the reference pinned to core 1, one thread):
     nice -n 10 calozoo evaluate $W/reference_ds2_heldout_gen.h5 $W/ds2_heldout.h5 -d 2 -m hist,cls-hgb,shape \\
         -o $W/eval_reference
     env -u PYTHONPATH $REF benchmarks/l2lflow_ds2_side_by_side.py throughput --work $W \\
-        --calozoo-python "$(command -v python3)" --calozoo-path /tmp/tspA:$PWD --rounds 5
+        --calozoo-python "$(command -v python3)" --calozoo-path /tmp/tspA:$PWD --rounds 5 --steps 10 --warmup 3
+    # calozoo v3 at the same energies (the generation of benchmarks/fidelity_heldout.json's row; cls-hgb from there)
+    nice -n 10 calozoo generate l2lflow-ds2-electron --energies-from $W/ds2_heldout.h5 --seed 12345 -o $W/calozoo_v3_gen.h5
+    nice -n 10 calozoo evaluate $W/calozoo_v3_gen.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape -o $W/eval_calozoo_v3_histshape
+    env -u PYTHONPATH $REF benchmarks/l2lflow_ds2_side_by_side.py report --work $W \\
+        --row "reference (same budget)" eval_reference reference_ds2_heldout_gen.h5
+    # (the calozoo and GEANT4-floor rows and the "why" section of the JSON were filled in from the runs above and
+    # benchmarks/l2lflow_ds2_side_by_side_probes.py)
 
 The reference's `src/` modules import one another by bare name and its nflows fork must shadow any installed
 nflows, so both extracted trees go to the front of sys.path (the venv's own nflows 0.14 stays installed).
