@@ -112,12 +112,12 @@ def cpu_model() -> str:
 class Worker:
     """A long-lived worker process of one stack, pinned with taskset; one JSON line per command and per answer."""
 
-    def __init__(self, stack: str, python: str, core: str, threads: int, options: argparse.Namespace):
+    def __init__(self, stack: str, python: str, core: str, threads: int, arguments: list[str], script: str = __file__):
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
-        command = ["taskset", "-c", core, python, "-W", "ignore", str(Path(__file__).resolve()), "--worker", stack,
-                   "--threads", str(threads), "--size", options.size]
+        command = ["taskset", "-c", core, python, "-W", "ignore", str(Path(script).resolve()), "--worker", stack,
+                   "--threads", str(threads), *arguments]
         self.stack = stack
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
@@ -157,14 +157,46 @@ def serve(handlers: dict) -> None:
         answers.flush()
 
 
-def reference_worker(threads: int, size: str) -> None:
-    """Builds and times the reference flows (torch + nflows, float32, the reference's generation functions)."""
-    import numpy as np
+def import_reference_module(git_dir: str, fixtures, module: str, scratch: Path, dtype: str = "float32"):
+    """The reference script `module` (run_gamma_2023 or run), extracted at its pinned commit by the fixture script's
+    `extract_reference` into `scratch` and imported; torch's default dtype set to `dtype` afterwards (the reference
+    scripts set float64 when imported)."""
+    import make_caloflow_fixtures
+    import torch
+
+    folder = scratch / module
+    folder.mkdir(exist_ok=True)
+    fixtures.extract_reference(git_dir, folder, fixtures.REFERENCE_COMMIT, fixtures.REFERENCE_FILES)
+    sys.path.insert(0, str(folder))
+    if fixtures is make_caloflow_fixtures:
+        __import__("torch._dynamo")  # before the stubs: it inspects the specs of installed modules
+        make_caloflow_fixtures.stub_unused_imports()
+    reference = __import__(module)
+    torch.set_default_dtype(getattr(torch, dtype))
+    return reference
+
+
+def set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     sys.path.insert(0, str(FIXTURE_SCRIPTS))
+
+
+def set_tensorflow_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def reference_worker(threads: int, size: str) -> None:
+    """Builds and times the reference flows (torch + nflows, float32, the reference's generation functions)."""
+    import numpy as np
+    import torch
+
+    set_torch_threads(threads)
     import make_caloflow_fixtures as caloflow_fixtures
     import make_icaloflow_fixtures as icaloflow_fixtures
 
@@ -172,17 +204,7 @@ def reference_worker(threads: int, size: str) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="reference_speed_"))
 
     def import_reference(git_dir: str, fixtures, module: str):
-        folder = scratch / module
-        folder.mkdir(exist_ok=True)
-        fixtures.extract_reference(git_dir, folder, fixtures.REFERENCE_COMMIT, fixtures.REFERENCE_FILES)
-        sys.path.insert(0, str(folder))
-        if fixtures is caloflow_fixtures:
-            __import__("torch._dynamo")  # before the stubs: it inspects the specs of installed modules
-
-            caloflow_fixtures.stub_unused_imports()
-        reference = __import__(module)
-        torch.set_default_dtype(torch.float32)  # the reference scripts set float64 when imported
-        return reference
+        return import_reference_module(git_dir, fixtures, module, scratch)
 
     def save(flow, path: Path) -> str:
         np.savez(path, **{key: value.detach().numpy() for key, value in flow.state_dict().items()})
@@ -279,8 +301,7 @@ def calozoo_worker(threads: int, size: str) -> None:
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    set_tensorflow_threads(threads)
     import tensorflow_probability as tfp
 
     from calozoo.data.incident_energies import sample_incident_energies
@@ -462,9 +483,10 @@ def main() -> None:
     workers = {}
     rows = []
     try:
-        workers["reference"] = Worker("reference", options.reference_python, options.core, options.threads, options)
+        arguments = ["--size", options.size]
+        workers["reference"] = Worker("reference", options.reference_python, options.core, options.threads, arguments)
         workers["calozoo"] = Worker("calozoo", options.calozoo_python or default_calozoo_python(), options.core,
-                                    options.threads, options)
+                                    options.threads, arguments)
         with tempfile.TemporaryDirectory(prefix="reference_speed_") as scratch:
             for key, plan in plans.items():
                 rows += measure(key, MODELS[key], plan, workers, options, Path(scratch), log)
