@@ -112,12 +112,14 @@ def cpu_model() -> str:
 class Worker:
     """A long-lived worker process of one stack, pinned with taskset; one JSON line per command and per answer."""
 
-    def __init__(self, stack: str, python: str, core: str, threads: int, arguments: list[str], script: str = __file__):
+    def __init__(self, stack: str, python: str, core: str, threads: int, arguments: list[str], script: str = __file__,
+                 nice: int = 0):
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "OPENBLAS_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
-        command = ["taskset", "-c", core, python, "-W", "ignore", str(Path(script).resolve()), "--worker", stack,
-                   "--threads", str(threads), *arguments]
+        command = ["nice", "-n", str(nice)] * bool(nice) + [
+            "taskset", "-c", core, python, "-W", "ignore", str(Path(script).resolve()), "--worker", stack,
+            "--threads", str(threads), *arguments]
         self.stack = stack
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
@@ -398,7 +400,7 @@ def measure(key: str, spec: dict, plan: dict, workers: dict, options, scratch: P
                "reference_per_round": [round(v, 4) for v in per_round["reference"]],
                "warmup_calls": {"calozoo": options.warmup, "reference": reference_warmup},
                "warmup_s": {"calozoo": warm_calozoo["warmup_s"], "reference": warm_reference["warmup_s"]},
-               "threads": options.threads, "cores": options.core, "dtype": "float32",
+               "threads": options.threads, "cores": options.core, "nice": options.nice, "dtype": "float32",
                "num_params": {"calozoo": calozoo["num_params"], "reference": built["num_params"]},
                "load_average_before": before_load, "load_average_after_each_round": loads,
                "core_busy_fraction": busy_fractions(before_cores, core_times()),
@@ -460,6 +462,8 @@ def main() -> None:
                         help="paper: the registered paper configurations; tiny: the fixture sizes (a smoke test)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--core", default="0", help="taskset CPU list for both workers")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of both workers (negative, as root: priority over other work on the core)")
     parser.add_argument("--reference-python", default=sys.executable,
                         help="an interpreter with torch and nflows (default: this one)")
     parser.add_argument("--calozoo-python", default=None,
@@ -484,9 +488,10 @@ def main() -> None:
     rows = []
     try:
         arguments = ["--size", options.size]
-        workers["reference"] = Worker("reference", options.reference_python, options.core, options.threads, arguments)
+        workers["reference"] = Worker("reference", options.reference_python, options.core, options.threads, arguments,
+                                      nice=options.nice)
         workers["calozoo"] = Worker("calozoo", options.calozoo_python or default_calozoo_python(), options.core,
-                                    options.threads, arguments)
+                                    options.threads, arguments, nice=options.nice)
         with tempfile.TemporaryDirectory(prefix="reference_speed_") as scratch:
             for key, plan in plans.items():
                 rows += measure(key, MODELS[key], plan, workers, options, Path(scratch), log)

@@ -245,7 +245,7 @@ def measure(key: str, spec: dict, plan: tuple, workers: dict, options, scratch: 
               if "streamed" in medians else {}),
            "rounds": rounds, "steps_per_round": steps, "warmup_steps": options.warmup, "warmup_s": warmup,
            "rows_per_s_per_round": {mode: [round(v, 1) for v in values] for mode, values in per_round.items()},
-           "threads": options.threads, "cores": options.core,
+           "threads": options.threads, "cores": options.core, "nice": options.nice,
            "num_params": {"calozoo": calozoo["num_params"], "reference": built["num_params"]},
            "schedule": calozoo["schedule"], "showers_in_file": calozoo["showers_in_file"],
            "load_average_before": before_load, "load_average_after_each_round": loads,
@@ -275,6 +275,7 @@ def main() -> None:
     parser.add_argument("--no-xla", action="store_true", help="calozoo's step without XLA")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--core", default="0")
+    parser.add_argument("--nice", type=int, default=0, help="niceness of both workers (see reference_speed.py)")
     parser.add_argument("--reference-python", default=sys.executable)
     parser.add_argument("--calozoo-python", default=None)
     parser.add_argument("--out", default=str(OUT))
@@ -308,9 +309,10 @@ def main() -> None:
     workers, rows = {}, []
     try:
         workers["reference"] = shared.Worker("reference", options.reference_python, options.core, options.threads,
-                                             arguments, script=__file__)
+                                             arguments, script=__file__, nice=options.nice)
         workers["calozoo"] = shared.Worker("calozoo", options.calozoo_python or shared.default_calozoo_python(),
-                                           options.core, options.threads, arguments, script=__file__)
+                                           options.core, options.threads, arguments, script=__file__,
+                                           nice=options.nice)
         with tempfile.TemporaryDirectory(prefix="reference_train_speed_") as scratch:
             for key, plan in plans.items():
                 rows += measure(key, MODELS[key], plan, workers, options, Path(scratch), log)
