@@ -107,6 +107,23 @@ def cpu_model() -> str:
     return "unknown"
 
 
+def cpu_description() -> dict:
+    """The CPU model (as the hypervisor shows it), its family/model numbers and the vector extensions of note."""
+    fields = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if ":" in line:
+            key, value = (part.strip() for part in line.split(":", 1))
+            fields.setdefault(key, value)
+        elif fields:
+            break
+    flags = set(fields.get("flags", "").split())
+    return {"cpu_model": fields.get("model name", "unknown"), "family": fields.get("cpu family"),
+            "model": fields.get("model"), "cpu_count": os.cpu_count(),
+            "vector_extensions": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
+                                                 "amx_bf16"}),
+            "hypervisor": "hypervisor" in flags}
+
+
 # ---------------------------------------------------------------------------------------------------- workers
 
 class Worker:
@@ -288,11 +305,13 @@ def reference_worker(threads: int, size: str) -> None:
                 state["generate"](energies)
             warmup_s = round(time.perf_counter() - started, 2)
             per_shower, showers = [], None
+            cpu, wall = time.process_time(), time.perf_counter()
             for _ in range(calls):
                 started = time.perf_counter()
                 showers = state["generate"](energies)
                 per_shower.append((time.perf_counter() - started) * 1e3 / len(energies))
-        return {"ms_per_shower": per_shower, "warmup_s": warmup_s,
+            share = (time.process_time() - cpu) / max(1e-9, time.perf_counter() - wall)
+        return {"ms_per_shower": per_shower, "warmup_s": warmup_s, "cpu_share": share,
                 **({"shape": list(showers.shape), "dtype": str(showers.dtype)} if calls else {})}
 
     serve({"setup": setup, "run": run})
@@ -348,10 +367,12 @@ def calozoo_worker(threads: int, size: str) -> None:
             time_generation(state["model"], [batch], repeats=1, warmup=warmup - 1, progress=False)
         warmup_s = round(time.perf_counter() - started, 2)
         per_shower = []
+        cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(calls):  # one call each: the per-call numbers, as the reference side reports them
             report = time_generation(state["model"], [batch], repeats=1, warmup=0, progress=False)
             per_shower.append(report["results"][0]["mean_ms_per_shower"])
-        return {"ms_per_shower": per_shower, "warmup_s": warmup_s}
+        share = (time.process_time() - cpu) / max(1e-9, time.perf_counter() - wall)
+        return {"ms_per_shower": per_shower, "warmup_s": warmup_s, "cpu_share": share}
 
     serve({"setup": setup, "energies": energies, "run": run})
 
@@ -377,6 +398,7 @@ def measure(key: str, spec: dict, plan: dict, workers: dict, options, scratch: P
         warm_calozoo = workers["calozoo"].call("run", batch=batch, calls=0, warmup=options.warmup)
         warm_reference = workers["reference"].call("run", energies=energies, calls=0, warmup=reference_warmup)
         per_round = {"calozoo": [], "reference": []}
+        shares = {"calozoo": [], "reference": []}
         loads = []
         for index in range(rounds):
             order = ("calozoo", "reference") if index % 2 == 0 else ("reference", "calozoo")
@@ -386,6 +408,7 @@ def measure(key: str, spec: dict, plan: dict, workers: dict, options, scratch: P
                 else:
                     answer = workers["reference"].call("run", energies=energies, calls=calls)
                 per_round[stack].append(statistics.fmean(answer["ms_per_shower"]))
+                shares[stack].append(answer["cpu_share"])
             loads.append(load_average())
             log(f"  {key} batch {batch} round {index + 1}/{rounds}: calozoo {per_round['calozoo'][-1]:.4g}, "
                 f"reference {per_round['reference'][-1]:.4g} ms/shower; load {loads[-1]}")
@@ -404,6 +427,8 @@ def measure(key: str, spec: dict, plan: dict, workers: dict, options, scratch: P
                "num_params": {"calozoo": calozoo["num_params"], "reference": built["num_params"]},
                "load_average_before": before_load, "load_average_after_each_round": loads,
                "core_busy_fraction": busy_fractions(before_cores, core_times()),
+               # CPU time / wall time of each worker over its timed calls: the share of the core it got (1 = all)
+               "cpu_share_median": {stack: round(statistics.median(values), 3) for stack, values in shares.items()},
                "wall_s": round(time.perf_counter() - started, 1)}
         if target:
             row["target"] = {"min_ratio": target[0], **({"max_calozoo_ms": target[1]} if target[1] else {})}
@@ -502,7 +527,7 @@ def main() -> None:
         "issue": 18, "part": 1,
         "command": " ".join(["python", "benchmarks/reference_speed.py", *sys.argv[1:]]),
         "started": started_at, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "load_average_at_end": load_average()},
+        "machine": {**cpu_description(), "load_average_at_end": load_average()},
         "references": {"caloflow": "Ian-Pang/caloflow-for-calochallenge@f29cd7108b16776177f89aca81073a630d358081",
                        "icaloflow": "claudius-krause/inductive-caloflow@328ae2a029b9d47d0dd57a2e908ad262b9ce9795"},
         "protocol": ("both stacks in long-lived worker processes pinned with taskset to the same core(s), the same "

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -101,7 +100,7 @@ def reference_worker(threads: int, size: str, dtype: str) -> None:
 
     def run(steps: int) -> dict:
         flow, optimizer, schedule = state["flow"], state["optimizer"], state["schedule"]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             x, c = state["data"][state["steps"] % REFERENCE_BATCHES]
             loss = -flow.log_prob(x, c).mean(0)
@@ -112,7 +111,8 @@ def reference_worker(threads: int, size: str, dtype: str) -> None:
                 schedule.step()
             loss.item()
             state["steps"] += 1
-        return {"seconds": time.perf_counter() - started, "loss": float(loss)}
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "cpu_share": (time.process_time() - cpu) / seconds, "loss": float(loss)}
 
     shared.serve({"setup": setup, "run": run})
 
@@ -195,11 +195,12 @@ def calozoo_worker(threads: int, size: str, dtype: str, jit_compile: bool) -> No
 
     def run(mode: str, steps: int) -> dict:
         step, batches = state["steps"][mode], state["batches"][mode]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             loss, _ = step(*next(batches))
             float(loss)
-        return {"seconds": time.perf_counter() - started, "loss": float(loss)}
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "cpu_share": (time.process_time() - cpu) / seconds, "loss": float(loss)}
 
     shared.serve({"setup": setup, "run": run})
 
@@ -223,12 +224,14 @@ def measure(key: str, spec: dict, plan: tuple, workers: dict, options, scratch: 
         answer = workers[stack].call("run", steps=options.warmup, **({"mode": mode} if stack == "calozoo" else {}))
         warmup[mode] = round(answer["seconds"], 2)
     per_round = {mode: [] for _, mode in stacks}
+    shares = {mode: [] for _, mode in stacks}
     loads = []
     for index in range(rounds):
         for stack, mode in stacks[index % len(stacks):] + stacks[:index % len(stacks)]:
             answer = workers[stack].call("run", steps=steps, **({"mode": mode} if stack == "calozoo" else {}))
             rows_per_s = steps * calozoo["batch_size"] / answer["seconds"]
             per_round[mode].append(rows_per_s)
+            shares[mode].append(answer["cpu_share"])
         loads.append(shared.load_average())
         log(f"  {key} round {index + 1}/{rounds}: " + ", ".join(f"{mode} {values[-1]:.0f}"
                                                               for mode, values in per_round.items())
@@ -250,6 +253,8 @@ def measure(key: str, spec: dict, plan: tuple, workers: dict, options, scratch: 
            "schedule": calozoo["schedule"], "showers_in_file": calozoo["showers_in_file"],
            "load_average_before": before_load, "load_average_after_each_round": loads,
            "core_busy_fraction": shared.busy_fractions(before_cores, shared.core_times()),
+           # CPU time / wall time of each worker over its timed steps (1 = the whole core; more: tf.data threads)
+           "cpu_share_median": {mode: round(statistics.median(values), 3) for mode, values in shares.items()},
            "wall_s": round(time.perf_counter() - started, 1),
            "versions": {"torch": built["torch"], "nflows": built["nflows"], "numpy": built["numpy"],
                         "tensorflow": calozoo["tensorflow"], "torch_threads": built["torch_threads"],
@@ -323,8 +328,7 @@ def main() -> None:
         "issue": 19, "part": 3,
         "command": " ".join(["python", "benchmarks/reference_train_speed.py", *sys.argv[1:]]),
         "started": started_at, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "machine": {"cpu_model": shared.cpu_model(), "cpu_count": os.cpu_count(),
-                    "load_average_at_end": shared.load_average()},
+        "machine": {**shared.cpu_description(), "load_average_at_end": shared.load_average()},
         "references": {"caloflow": "Ian-Pang/caloflow-for-calochallenge@f29cd7108b16776177f89aca81073a630d358081",
                        "icaloflow": "claudius-krause/inductive-caloflow@328ae2a029b9d47d0dd57a2e908ad262b9ce9795"},
         "data": {"ds1": options.ds1_data and Path(options.ds1_data).name,
