@@ -107,6 +107,16 @@ def cpu_model() -> str:
     return "unknown"
 
 
+def set_autogroup_nice(nice: int | None) -> int | None:
+    """Sets the niceness of this process's scheduler autogroup (its session, workers included) and returns it.
+    With autogroups on (/proc/sys/kernel/sched_autogroup_enabled), a process's own niceness weighs only inside its
+    session: against other sessions' work on the same core only the autogroup's counts (root only)."""
+    if nice is None:
+        return None
+    Path("/proc/self/autogroup").write_text(str(nice))
+    return int(Path("/proc/self/autogroup").read_text().split()[-1])
+
+
 def cpu_description() -> dict:
     """The CPU model (as the hypervisor shows it), its family/model numbers and the vector extensions of note."""
     fields = {}
@@ -489,6 +499,9 @@ def main() -> None:
     parser.add_argument("--core", default="0", help="taskset CPU list for both workers")
     parser.add_argument("--nice", type=int, default=0,
                         help="niceness of both workers (negative, as root: priority over other work on the core)")
+    parser.add_argument("--autogroup-nice", type=int, default=None,
+                        help="niceness of this session's scheduler autogroup (root; see set_autogroup_nice): what "
+                             "gives the workers priority over other sessions' work on the same core")
     parser.add_argument("--reference-python", default=sys.executable,
                         help="an interpreter with torch and nflows (default: this one)")
     parser.add_argument("--calozoo-python", default=None,
@@ -504,6 +517,7 @@ def main() -> None:
         if not getattr(options, f"{MODELS[key]['reference']}_git_dir"):
             raise SystemExit(f"{key} needs --{MODELS[key]['reference']}-git-dir")
     started_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    autogroup_nice = set_autogroup_nice(options.autogroup_nice)
 
     def log(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
@@ -528,6 +542,8 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/reference_speed.py", *sys.argv[1:]]),
         "started": started_at, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {**cpu_description(), "load_average_at_end": load_average()},
+        "scheduling": {"core": options.core, "threads": options.threads, "nice": options.nice,
+                       "autogroup_nice": autogroup_nice},
         "references": {"caloflow": "Ian-Pang/caloflow-for-calochallenge@f29cd7108b16776177f89aca81073a630d358081",
                        "icaloflow": "claudius-krause/inductive-caloflow@328ae2a029b9d47d0dd57a2e908ad262b9ce9795"},
         "protocol": ("both stacks in long-lived worker processes pinned with taskset to the same core(s), the same "

@@ -281,6 +281,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--core", default="0")
     parser.add_argument("--nice", type=int, default=0, help="niceness of both workers (see reference_speed.py)")
+    parser.add_argument("--autogroup-nice", type=int, default=None,
+                        help="niceness of this session's scheduler autogroup (see reference_speed.py)")
     parser.add_argument("--reference-python", default=sys.executable)
     parser.add_argument("--calozoo-python", default=None)
     parser.add_argument("--out", default=str(OUT))
@@ -305,6 +307,7 @@ def main() -> None:
         rounds, steps = (QUICK_PLAN if options.quick else PLAN)[key]
         plans[key] = (options.rounds or rounds, options.steps or steps)
     started_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    autogroup_nice = shared.set_autogroup_nice(options.autogroup_nice)
 
     def log(text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
@@ -329,6 +332,8 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/reference_train_speed.py", *sys.argv[1:]]),
         "started": started_at, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {**shared.cpu_description(), "load_average_at_end": shared.load_average()},
+        "scheduling": {"core": options.core, "threads": options.threads, "nice": options.nice,
+                       "autogroup_nice": autogroup_nice},
         "references": {"caloflow": "Ian-Pang/caloflow-for-calochallenge@f29cd7108b16776177f89aca81073a630d358081",
                        "icaloflow": "claudius-krause/inductive-caloflow@328ae2a029b9d47d0dd57a2e908ad262b9ce9795"},
         "data": {"ds1": options.ds1_data and Path(options.ds1_data).name,
