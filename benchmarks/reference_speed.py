@@ -6,6 +6,10 @@ in one run, alternating between the two, both pinned to the same core with the s
         --caloflow-git-dir PATH/TO/caloflow-for-calochallenge/.git \\
         --icaloflow-git-dir PATH/TO/inductive-caloflow/.git [--quick] [--models ds1-student,ds1-teacher,ds2-student]
 
+The committed reference_speed.json: that command with `--nice -10` and the session's autogroup at nice -10 (now
+`--autogroup-nice -10`) on the 2-core machine, about 14 minutes; `--size tiny --quick --models ds1-student` is a
+smoke test of about a minute.
+
 Three processes: this coordinator (standard library only) and two long-lived workers, one per stack, each started
 under `taskset -c CORE` with one thread (`--reference-python`: an environment with torch and nflows, default this
 interpreter; `--calozoo-python`: one with TensorFlow, default `python` on PATH). They take commands over pipes, one

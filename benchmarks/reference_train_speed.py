@@ -7,6 +7,9 @@ calozoo from memory and streamed from the HDF5 file against the reference's trai
         --caloflow-git-dir PATH/TO/caloflow-for-calochallenge/.git \\
         --icaloflow-git-dir PATH/TO/inductive-caloflow/.git [--quick]
 
+The committed reference_train_speed.json: that command with `--nice -10 --autogroup-nice -10` (the autogroup set by
+hand), about 4 minutes.
+
 The machinery of benchmarks/reference_speed.py (long-lived workers, one per stack, pinned with taskset to the same
 core, one thread, JSON lines over pipes). Per model:
 
