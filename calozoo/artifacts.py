@@ -47,12 +47,15 @@ class StoredArray:
         self.trainable, self.mask = trainable, mask
 
     def value(self) -> tf.Tensor:
+        """The weight in its stored layout, as a tensor."""
         return self._read()
 
     def numpy(self) -> np.ndarray:
+        """The weight in its stored layout, as an array."""
         return self._read().numpy()
 
     def assign(self, value) -> None:
+        """Sets the module's variables from the weight in its stored layout (shape checked)."""
         value = np.asarray(value)
         if tuple(value.shape) != tuple(self.shape):
             raise ValueError(f"{self.name}: expected shape {tuple(self.shape)}; got {value.shape}.")
