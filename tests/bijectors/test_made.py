@@ -6,7 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from calozoo.artifacts import parameter_count, variables_by_path
-from calozoo.bijectors.made import MADE, hidden_degrees, made_num_params
+from calozoo.bijectors.made import MADE, block_groups, hidden_degrees, made_num_params
 from calozoo.bijectors.masked_autoregressive import MaskedAutoregressiveRQS
 from calozoo.bijectors.rq_spline import SplineSettings, rqs_inverse
 from tests.bijectors.helpers import assert_relative_close
@@ -163,6 +163,7 @@ def test_large_mades_multiply_little_more_than_half_of_the_output_kernel():
     multiplied = sum(int(np.prod(block.shape)) for block in made.output_layer.blocks)
     assert multiplied / (736 * 368 * 23) < 0.57
     assert MADE(features=144, context=0, hidden=64, params_per_feature=23, seed=0).groups == 1
+    assert block_groups(900, 256) == 1  # fewer hidden units than features: nothing more to skip
 
 
 def test_stored_weights_load_into_another_block_layout():
