@@ -43,8 +43,10 @@ Commands (2 shared cores; the reference pinned to core 1, one thread):
     env -u PYTHONPATH $REF benchmarks/l2lflow_ds2_side_by_side.py throughput --work $W \\
         --calozoo-python "$(command -v python3)" --calozoo-path /tmp/tspA:$PWD --rounds 5 --steps 10 --warmup 3
     # calozoo v3 at the same energies (the generation of benchmarks/fidelity_heldout.json's row; cls-hgb from there)
-    nice -n 10 calozoo generate l2lflow-ds2-electron --energies-from $W/ds2_heldout.h5 --seed 12345 -o $W/calozoo_v3_gen.h5
-    nice -n 10 calozoo evaluate $W/calozoo_v3_gen.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape -o $W/eval_calozoo_v3_histshape
+    nice -n 10 calozoo generate l2lflow-ds2-electron --energies-from $W/ds2_heldout.h5 --seed 12345 \\
+        -o $W/calozoo_v3_gen.h5
+    nice -n 10 calozoo evaluate $W/calozoo_v3_gen.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape \\
+        -o $W/eval_calozoo_v3_histshape
     env -u PYTHONPATH $REF benchmarks/l2lflow_ds2_side_by_side.py report --work $W \\
         --row "reference (same budget)" eval_reference reference_ds2_heldout_gen.h5
     # (the calozoo and GEANT4-floor rows and the "why" section of the JSON were filled in from the runs above and
@@ -58,13 +60,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import math
 import os
 import subprocess
 import sys
 import tarfile
-import io
 import time
 import types
 
@@ -208,8 +210,8 @@ def log_line(work: str, record: dict):
 def train_one(work: str, conf: dict, layer, budget_s: float, spec: dict, started: float) -> dict:
     """Trains one reference flow with the reference's step under a wall budget measured from `started`."""
     import torch
-    from torch.nn.utils import clip_grad_norm_
     from config import Config
+    from torch.nn.utils import clip_grad_norm_
 
     conf_path = write_conf(conf)
     cfg = Config(conf_path)

@@ -4,8 +4,10 @@ calozoo's interpreter (no PyTorch).
     W=/tmp/l2lwork   # the work directory of benchmarks/l2lflow_ds2_side_by_side.py (ds2_train.h5, ds2_heldout.h5)
     PYTHONPATH=/tmp/tspA:$PWD taskset -c 0 python benchmarks/l2lflow_ds2_side_by_side_probes.py inputs --work $W
     PYTHONPATH=/tmp/tspA:$PWD python benchmarks/l2lflow_ds2_side_by_side_probes.py renormalize --work $W
-    nice -n 10 calozoo evaluate $W/v3_raw_calozoo_post.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape -o $W/eval_v3raw_calozoo_post
-    nice -n 10 calozoo evaluate $W/v3_raw_reference_post.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape -o $W/eval_v3raw_reference_post
+    nice -n 10 calozoo evaluate $W/v3_raw_calozoo_post.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape \\
+        -o $W/eval_v3raw_calozoo_post
+    nice -n 10 calozoo evaluate $W/v3_raw_reference_post.h5 $W/ds2_heldout.h5 -d 2 -m hist,shape \\
+        -o $W/eval_v3raw_reference_post
 
 `inputs`: seconds per batch of 512 of the compact layer flow's input preparation (LayerData.inputs: window gather,
 voxel noise, transforms, alpha augmentation) and of its parts, in tf.function with and without XLA, one thread.
@@ -56,7 +58,7 @@ def inputs(args):
         batches = [(rows[order[i * 512:(i + 1) * 512]], layers[order[i * 512:(i + 1) * 512]]) for i in range(12)]
         generator = tf.random.Generator.from_seed(1)
         for jit in (True, False):
-            fn = tf.function(lambda r, l: train.inputs("layer_flow", generator.make_seeds(1)[:, 0], r, l),
+            fn = tf.function(lambda r, layer: train.inputs("layer_flow", generator.make_seeds(1)[:, 0], r, layer),
                              jit_compile=jit)
             result[f"inputs augment={augment} xla={jit}"] = timed(fn, batches)
     x = tf.random.uniform([512, 6, 9, 16], 0, 1e-3)
@@ -117,7 +119,8 @@ def renormalize(args):
         layer_sums = x.sum(-1)
         print(name, json.dumps({"hits_per_shower": float((showers > 0).sum(1).mean()),
                                 "empty_layers_per_shower": float((layer_sums == 0).sum(1).mean()),
-                                "sub_cut_layers_per_shower": float(((layer_sums > 0) & (layer_sums < cut)).sum(1).mean()),
+                                "sub_cut_layers_per_shower":
+                                    float(((layer_sums > 0) & (layer_sums < cut)).sum(1).mean()),
                                 "etot_einc_mean": float((showers.sum(1) / energies_mev.ravel()).mean())}))
 
 
