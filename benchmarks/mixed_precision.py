@@ -29,7 +29,7 @@ import calozoo as zoo
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.training.precision import set_network_precision
 
-DENSITY_MODELS = ("icaloflow-ds2-electron-teacher", "calopointflow-ds2-electron",
+DENSITY_MODELS = ("icaloflow-ds2-electron-teacher",
                   "l2lflow-ds2-electron")
 # name: (features, context, hidden, MADE hidden layers, blocks, batch)
 STEP_SIZES = {"icaloflow-ds2 Flow-3 teacher (paper)": (144, 191, 256, 2, 8, 1000),
