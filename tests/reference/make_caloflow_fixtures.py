@@ -277,13 +277,23 @@ def state_dict_arrays(model) -> dict:
     return arrays
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-git-dir", required=True, help=f"a clone of {REFERENCE_REPOSITORY} (its .git)")
-    parser.add_argument("--out", default=str(OUT))
+def fixture_options(doc: str, repository: str, out: Path, more=None) -> argparse.Namespace:
+    """The command line of every fixture script: --reference-git-dir, the script's own options (`more(parser)`) and
+    --out, a folder created here (`options.out` is a Path)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--reference-git-dir", required=True, help=f"a clone of {repository} (its .git)")
+    if more is not None:
+        more(parser)
+    parser.add_argument("--out", default=str(out))
     options = parser.parse_args()
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
+    options.out = Path(options.out)
+    options.out.mkdir(parents=True, exist_ok=True)
+    return options
+
+
+def main() -> None:
+    options = fixture_options(__doc__, REFERENCE_REPOSITORY, OUT)
+    out = options.out
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         extract_reference(options.reference_git_dir, folder)

@@ -38,7 +38,6 @@ What is written to `tests/reference/calopointflow_ds2/` (see `fixtures.json` for
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import sys
@@ -48,7 +47,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from make_caloflow_fixtures import extract_reference, on_grid, round_parameters, state_dict_arrays
+from make_caloflow_fixtures import extract_reference, fixture_options, on_grid, round_parameters, state_dict_arrays
 
 REFERENCE_REPOSITORY = "simonschnake/CaloPointFlow"
 REFERENCE_COMMIT = "6fca03b65b3f7f92debc29438a61a580035107fc"
@@ -289,12 +288,8 @@ def paper_size_parameters(model_module, torch) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-git-dir", required=True, help=f"a clone of {REFERENCE_REPOSITORY} (its .git)")
-    parser.add_argument("--out", default=str(OUT))
-    options = parser.parse_args()
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
+    options = fixture_options(__doc__, REFERENCE_REPOSITORY, OUT)
+    out = options.out
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name in REFERENCE_FILES:

@@ -24,7 +24,6 @@ What is written to `tests/reference/icaloflow_ds2/` (see `fixtures.json` for the
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -33,7 +32,13 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from make_caloflow_fixtures import extract_reference, recorded_noise, round_parameters, state_dict_arrays
+from make_caloflow_fixtures import (
+    extract_reference,
+    fixture_options,
+    recorded_noise,
+    round_parameters,
+    state_dict_arrays,
+)
 
 REFERENCE_REPOSITORY = "claudius-krause/inductive-caloflow"
 REFERENCE_COMMIT = "328ae2a029b9d47d0dd57a2e908ad262b9ce9795"
@@ -230,13 +235,9 @@ def paper_size_parameter_counts(ref, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-git-dir", required=True, help=f"a clone of {REFERENCE_REPOSITORY} (its .git)")
-    parser.add_argument("--showers", required=True, help="a DS2 electron file (showers, incident_energies)")
-    parser.add_argument("--out", default=str(OUT))
-    options = parser.parse_args()
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
+    options = fixture_options(__doc__, REFERENCE_REPOSITORY, OUT, lambda parser: parser.add_argument(
+        "--showers", required=True, help="a DS2 electron file (showers, incident_energies)"))
+    out = options.out
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         extract_reference(options.reference_git_dir, folder, REFERENCE_COMMIT, REFERENCE_FILES)

@@ -30,7 +30,6 @@ What is written to `tests/reference/l2lflow/` (see `fixtures.json` for the sizes
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -39,7 +38,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from make_caloflow_fixtures import extract_reference, on_grid, round_parameters, state_dict_arrays
+from make_caloflow_fixtures import extract_reference, fixture_options, on_grid, round_parameters, state_dict_arrays
 
 REFERENCE_REPOSITORY = "FLC-QU-hep/ConvL2LFlow"
 REFERENCE_COMMIT = "f7f92a5e12311313f6f91a0c847cb3afabb3f09e"
@@ -194,12 +193,8 @@ def reference_constants(causal: dict, energy: dict, torch) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference-git-dir", required=True, help=f"a clone of {REFERENCE_REPOSITORY} (its .git)")
-    parser.add_argument("--out", default=str(OUT))
-    options = parser.parse_args()
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
+    options = fixture_options(__doc__, REFERENCE_REPOSITORY, OUT)
+    out = options.out
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "src").mkdir()
