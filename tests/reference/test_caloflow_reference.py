@@ -22,15 +22,14 @@ from calozoo.models.caloflow_checkpoint import (
 )
 from calozoo.preprocessing import energies_from_fractions, inverse_logit_transform
 from calozoo.registry import get_entry
+from tests.reference.comparisons import assert_matches, read_npz, relative_difference
 
 FIXTURES = Path(__file__).resolve().parent / "caloflow_ds1"
-RTOL = 1e-9
 
 
 def state_dict(name: str) -> dict:
     """A reference state_dict as numpy arrays (the fixtures store the exactly representable weights as float16)."""
-    with np.load(FIXTURES / f"{name}.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / f"{name}.npz")
 
 
 def reference_model(role: str) -> CaloFlow:
@@ -41,28 +40,15 @@ def reference_model(role: str) -> CaloFlow:
     return caloflow_from_checkpoints(config, shower, energy)
 
 
-def relative_difference(actual, expected) -> float:
-    """max |actual - expected| / max |expected|: a normwise relative difference that zeros do not blow up."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300))
-
-
 def compiled(function):
     """`function` as a graph (its D-step while-loops run much faster than eagerly), called with float64 tensors."""
     graph = tf.function(function)
     return lambda *arrays: graph(*[tf.constant(a, tf.float64) for a in arrays])
 
 
-def assert_matches(actual, expected, rtol=RTOL):
-    difference = relative_difference(actual, expected)
-    assert difference <= rtol, f"relative difference {difference:.3g} > {rtol:g}"
-
-
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    with np.load(FIXTURES / "cases.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "cases.npz")
 
 
 @pytest.fixture(scope="module")

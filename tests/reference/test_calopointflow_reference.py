@@ -33,37 +33,23 @@ from calozoo.models.calopointflow import CaloPointFlow, CaloPointFlowConfig
 from calozoo.networks.mlp import mlp_num_params
 from calozoo.preprocessing.dequantization import probit
 from calozoo.registry import get_entry
+from tests.reference.comparisons import RTOL, assert_matches, read_npz, relative_difference
 
 FIXTURES = Path(__file__).resolve().parent / "calopointflow_ds2"
 META = json.loads((FIXTURES / "fixtures.json").read_text())
-RTOL = 1e-9
 # The reference's CDFDequantization.forward writes into a float32 tensor and construct_conditional casts nnz with
 # `.float()`, so these two results carry float32 rounding (2^-24 relative) whatever torch's default dtype.
 FLOAT32_RTOL = 1e-6
 
 
-def relative_difference(actual, expected) -> float:
-    """max |actual - expected| / max |expected|: a normwise relative difference that zeros do not blow up."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300))
-
-
-def assert_matches(actual, expected, rtol=RTOL):
-    difference = relative_difference(actual, expected)
-    assert difference <= rtol, f"relative difference {difference:.3g} > {rtol:g}"
-
-
 @pytest.fixture(scope="module")
 def state() -> dict:
-    with np.load(FIXTURES / "model.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "model.npz")
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    with np.load(FIXTURES / "cases.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "cases.npz")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from calozoo.models.icaloflow_checkpoint import (
     icaloflow_from_checkpoints,
 )
 from calozoo.registry import get_entry
-from tests.reference.test_caloflow_reference import RTOL, assert_matches, relative_difference
+from tests.reference.comparisons import RTOL, assert_matches, read_npz, relative_difference
 
 FIXTURES = Path(__file__).resolve().parent / "icaloflow_ds2"
 
@@ -46,8 +46,7 @@ def reference_model(role: str, **changes) -> ICaloFlow:
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    with np.load(FIXTURES / "cases.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "cases.npz")
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,15 @@ from calozoo.errors import CheckpointError, MissingDependencyError
 from calozoo.models.caloflow_checkpoint import REFERENCE_COMMIT
 from calozoo.workflow.import_checkpoint import import_checkpoint, read_checkpoint
 from calozoo_tools.cli import main
-from tests.reference.test_caloflow_reference import FIXTURES, assert_matches, compiled
+from tests.reference.comparisons import assert_matches, read_npz
+from tests.reference.test_caloflow_reference import FIXTURES, compiled
 
 STUDENT, TEACHER, ENERGY = FIXTURES / "student.npz", FIXTURES / "teacher.npz", FIXTURES / "energy_flow.npz"
 
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    with np.load(FIXTURES / "cases.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "cases.npz")
 
 
 @pytest.fixture(scope="module")

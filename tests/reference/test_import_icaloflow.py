@@ -5,7 +5,6 @@ reference's log-densities and generation step, exports through the export checks
 import hashlib
 import json
 
-import numpy as np
 import pytest
 
 import calozoo
@@ -14,6 +13,7 @@ from calozoo.models.icaloflow import ICaloFlow, ICaloFlowConfig
 from calozoo.models.icaloflow_checkpoint import REFERENCE_COMMIT
 from calozoo.workflow.import_checkpoint import import_checkpoint
 from tests.reference import test_icaloflow_reference as reference
+from tests.reference.comparisons import read_npz
 from tests.reference.test_import_checkpoint import (
     assert_one_error_and_no_artifact,
     invoke,
@@ -44,8 +44,7 @@ def imported(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    with np.load(FIXTURES / "cases.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "cases.npz")
 
 
 @pytest.fixture(scope="module")

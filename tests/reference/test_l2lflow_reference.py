@@ -32,7 +32,7 @@ from calozoo.errors import CheckpointError
 from calozoo.models.l2lflow import L2LFlow, L2LFlowConfig
 from calozoo.preprocessing import inverse_logit_transform
 from calozoo.registry import get_entry
-from tests.reference.test_caloflow_reference import RTOL, assert_matches, relative_difference
+from tests.reference.comparisons import RTOL, assert_matches, read_npz, relative_difference
 
 FIXTURES = Path(__file__).resolve().parent / "l2lflow"
 META = json.loads((FIXTURES / "fixtures.json").read_text())
@@ -42,8 +42,7 @@ NFLOWS_COMMIT = "138f86830e161bb0095dbb5cdd51871b769ea5b7"
 
 
 def state_dict(name: str) -> dict:
-    with np.load(FIXTURES / f"{name}.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / f"{name}.npz")
 
 
 def nhwc(array):
@@ -63,8 +62,7 @@ def layer_flow(context_channels: int, embedding: bool, exact: bool = True) -> Co
 
 @pytest.fixture(scope="module")
 def cases() -> dict:
-    with np.load(FIXTURES / "cases.npz") as stored:
-        return {key: stored[key] for key in stored.files}
+    return read_npz(FIXTURES / "cases.npz")
 
 
 @pytest.fixture(scope="module")
