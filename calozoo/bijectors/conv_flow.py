@@ -143,7 +143,7 @@ class ConvLayerFlow(tf.Module):
         """One image (N, H, W) per context row, from a stateless seed int32[2]."""
         context = tf.convert_to_tensor(context, self.dtype)
         z = stateless.normal(tf.concat([tf.shape(context)[:1], self.squeezed_shape], 0), seed,
-                                       dtype=self.dtype)
+                             dtype=self.dtype)
         return self.to_data(z, context, inverse_weights)[0]
 
     def initialize(self, x, context) -> None:

@@ -183,9 +183,9 @@ class CaloFlow(ShowerGenerator):
         if noise:
             noise_seed = tf.stack([tf.cast(seed, tf.int32), tf.constant(17, tf.int32)])
             shower_voxels = voxels + stateless.uniform(tf.shape(voxels), noise_seed, 0.0, cfg.voxel_noise,
-                                                                 self.dtype)
+                                                       self.dtype)
             energy_voxels = voxels + stateless.uniform(tf.shape(voxels), noise_seed + 1, 0.0,
-                                                                 cfg.energy_flow_noise, self.dtype)
+                                                       cfg.energy_flow_noise, self.dtype)
         e_layers_energy_flow = layer_sums(energy_voxels, self.layer_sizes)
         e_layers = layer_sums(shower_voxels, self.layer_sizes)
         fractions = energy_fractions(e_layers_energy_flow, energy, cfg.u0_factor)

@@ -414,7 +414,7 @@ class CaloPointFlow(ShowerGenerator):
         """Point-flow samples (P, D) for the showers of `segment_ids`, all points of a shower jointly."""
         context = tf.gather(shower_context, segment_ids)
         noise = stateless.normal(tf.stack([tf.shape(segment_ids)[0], self.config.point_dim]), seed,
-                                           dtype=self.dtype)
+                                 dtype=self.dtype)
         return self.point_composition.to_data(noise, **self._point_kwargs(context, segment_ids, n_showers)).output
 
     @staticmethod

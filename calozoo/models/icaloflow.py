@@ -202,7 +202,7 @@ class ICaloFlow(ShowerGenerator):
         threshold = self.config.threshold_mev
         if self.config.dequantization == "log_normal":
             spread = 0.0 if seed is None else stateless.truncated_normal(tf.shape(layer_mev), seed,
-                                                                                    dtype=self.dtype)
+                                                                         dtype=self.dtype)
             fill = threshold * tf.pow(tf.constant(10.0, self.dtype),
                                       -self.config.fill_decades + self.config.fill_width_decades * spread)
         elif seed is None:

@@ -225,7 +225,7 @@ class L2LFlow(ShowerGenerator):
             noise = c.energy_noise_mean_gev
         else:
             noise = stateless.normal(tf.shape(layer_energies_gev), seed, c.energy_noise_mean_gev,
-                                               c.energy_noise_std_gev, self.dtype)
+                                     c.energy_noise_std_gev, self.dtype)
         fraction = tf.clip_by_value((layer_energies_gev + noise) * c.energy_scale_gev, 0.0, 1.0)
         return logit_transform(fraction, c.energy_logit_alpha)
 
@@ -245,7 +245,7 @@ class L2LFlow(ShowerGenerator):
         else:
             fill_seed, uniform_seed = tf.unstack(stateless.split(seed, 2))
             fill = 10.0 ** stateless.normal(shape, fill_seed, c.fill_log10_mean, c.fill_log10_std,
-                                                      self.dtype)
+                                            self.dtype)
             uniform = stateless.uniform(shape, uniform_seed, 0.0, c.voxel_noise_gev, self.dtype)
         below_cut = layers_gev < c.cut_gev
         filled = tf.where(layers_gev < c.empty_below_gev, tf.minimum(fill, c.cut_gev), layers_gev)
