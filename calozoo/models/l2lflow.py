@@ -28,7 +28,7 @@ from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
-from calozoo.preprocessing import inverse_logit_transform, logit_transform, rescale_rows
+from calozoo.preprocessing import inverse_logit_transform, keep_filled_rows, logit_transform, rescale_rows
 
 __all__ = ["L2LFlowConfig", "L2LFlow", "LAYER_FLOW_MODES"]
 
@@ -91,6 +91,10 @@ class L2LFlowConfig(FlowConfig):
     # The paper: False (a generated layer sums to the energy flow's E_k only as far as the layer flow learned it);
     # True rescales each layer after the cut to E_k, so the energy flow alone sets the layer energies.
     renormalize_layers: bool = False
+    # With renormalize_layers, True makes the energy flow decide alone which layers are empty: a layer is empty
+    # exactly when E_k is below the cut, and one whose generated voxels all fall below the cut keeps E_k in its
+    # largest voxel (False, as shipped up to l2lflow-ds2-electron v3: such a layer comes out empty).
+    keep_filled_layers: bool = False
     # True: the layer flows take the reference's exact forms (`ConvLayerFlow(exact_reference=True)`: LeakyReLU at the
     # U-Net bottleneck, the 1x1 convolutions' permutation on their inputs, the fork's spline slopes), as the paper
     # configurations do; the shipped compact artifacts were trained with calozoo's forms (False).
@@ -403,11 +407,17 @@ class L2LFlow(ShowerGenerator):
                 samples.append(sample)
             transformed = tf.stack(samples, axis=1)
         voxels = self.inverse_transform_voxels(transformed, tf.range(self.n_layers)[None, :])
-        voxels = tf.where(voxels < self.config.cut_gev, tf.zeros_like(voxels), voxels)
+        kept = tf.where(voxels < self.config.cut_gev, tf.zeros_like(voxels), voxels)
         if self.config.renormalize_layers:
-            flat = tf.reshape(voxels, tf.stack([n, self.n_layers, -1]))
-            voxels = tf.reshape(rescale_rows(flat, energies[..., None]), tf.shape(voxels))
-        return tf.cast(self.showers_mev(voxels), tf.float32)
+            rows, target = self._layer_rows(kept), energies[..., None]
+            if self.config.keep_filled_layers:
+                rows, target = keep_filled_rows(rows, self._layer_rows(voxels), target, self.config.cut_gev)
+            kept = tf.reshape(rescale_rows(rows, target), tf.shape(voxels))
+        return tf.cast(self.showers_mev(kept), tf.float32)
+
+    def _layer_rows(self, voxels):
+        """(N, 45, r, alpha) layer images as (N, 45, r x alpha) rows."""
+        return tf.reshape(voxels, tf.stack([tf.shape(voxels)[0], self.n_layers, -1]))
 
     def _sample_shared(self, previous, energies, incident, seed):
         weights = self.layer_flow.cached_weights()

@@ -11,7 +11,7 @@ from calozoo.preprocessing.dequantization import (
 )
 from calozoo.preprocessing.energy_fractions import energies_from_fractions, energy_fractions
 from calozoo.preprocessing.frozen_statistics import FrozenMinMax, FrozenStandardizer
-from calozoo.preprocessing.layers import layer_normalize, rescale_layers, rescale_rows, split_layers
+from calozoo.preprocessing.layers import keep_filled_rows, layer_normalize, rescale_layers, rescale_rows, split_layers
 from calozoo.preprocessing.logit import inverse_logit_transform, logit_transform
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "layer_normalize",
     "rescale_layers",
     "rescale_rows",
+    "keep_filled_rows",
     "split_layers",
     "logit_transform",
     "inverse_logit_transform",

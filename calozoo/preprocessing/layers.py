@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-__all__ = ["split_layers", "layer_sums", "layer_normalize", "rescale_layers", "rescale_rows"]
+__all__ = ["split_layers", "layer_sums", "layer_normalize", "rescale_layers", "rescale_rows", "keep_filled_rows"]
 
 
 def split_layers(voxels, layer_sizes: Sequence[int]):
@@ -43,3 +43,26 @@ def rescale_rows(values, target, floor=0.0):
     total = tf.reduce_sum(values, axis=-1, keepdims=True)
     empty = total <= floor
     return tf.where(empty, tf.zeros_like(values), values * target / tf.where(empty, tf.ones_like(total), total))
+
+
+def keep_filled_rows(kept, raw, energies, threshold):
+    """Rows (..., L) after a cut, made to agree with their target energies (..., 1) about which rows are empty.
+
+    A row whose energy is below the threshold becomes empty (none of its voxels could pass the cut); a row with
+    energy whose voxels all fell below the cut (`kept` all zero) gets its largest voxel of `raw`, the values
+    before the cut, back; every other row is `kept` as it is. Rescaled with `rescale_rows(result, target)`, every
+    row the energy flow filled then carries its energy.
+
+        >>> kept = tf.constant([[0.0, 0.0], [0.0, 3.0], [0.0, 2.0]])
+        >>> raw = tf.constant([[0.1, 0.2], [0.1, 3.0], [0.1, 2.0]])
+        >>> rows, target = keep_filled_rows(kept, raw, tf.constant([[5.0], [4.0], [0.5]]), 1.0)
+        >>> rows.numpy().tolist(), target.numpy().tolist()
+        ([[0.0, 1.0], [0.0, 3.0], [0.0, 2.0]], [[5.0], [4.0], [0.0]])
+
+    Returns:
+        (rows, target): the rows and the energies to rescale them to (zero below the threshold).
+    """
+    filled = tf.reduce_sum(kept, axis=-1, keepdims=True) > 0
+    largest = tf.one_hot(tf.argmax(raw, axis=-1), tf.shape(raw)[-1], dtype=kept.dtype)
+    target = tf.where(energies < threshold, tf.zeros_like(energies), energies)
+    return tf.where(filled, kept, largest), target
