@@ -10,7 +10,8 @@ Three steps, trained one after the other (calozoo.training.caloman):
 Both flows see their inputs divided by the largest |value| of the training inputs (the reference's `scale_data`).
 
 Sampling: E_inc snapped to the DS1 energies -> EPL flow -> layer energies -> y -> DE flow -> decoder mean ->
-clip to [0, 1] -> each layer times its energy. Constants: docs/models.md section 5.
+clip to the training voxels' range -> each layer (renormalised to sum 1, unlike the reference) times its energy.
+Constants: docs/models.md section 5; the comparison with the reference code and its deviations: section 5.5.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class CaloManConfig(FlowConfig):
 
 
 def snap_to_ds1_energies(incident_energies):
-    """Each energy replaced by the nearest (in log) of the 15 DS1 energies 2^8 .. 2^22 MeV."""
+    """Each energy replaced by the nearest (in log) of the 15 DS1 energies 2^8 .. 2^22 MeV. (The reference's
+    `en_binning` takes the nearest in linear distance: the two differ for E in (sqrt(2), 1.5) x 2^n only.)"""
     exponent = tf.clip_by_value(tf.round(tf.math.log(incident_energies) / np.log(2.0)), 8.0, 22.0)
     return tf.pow(tf.constant(2.0, incident_energies.dtype), exponent)
 

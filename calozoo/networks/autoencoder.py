@@ -94,7 +94,7 @@ class GeneralizedAutoencoder(tf.Module):
         closed form; the squared reconstruction error for an AE (`noise` unused).
 
         The reference's ELBO takes log p(z) + H(q) at the same draw instead of -KL(q || N(0, I)): the same
-        expectation, one more source of noise (docs/models.md section 5.3)."""
+        expectation, one more source of noise (docs/models.md section 5.5)."""
         x = tf.convert_to_tensor(x, self.dtype)
         mean, log_sigma = self.encode(x, labels)
         if self.kind == "ae":
