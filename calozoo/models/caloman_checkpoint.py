@@ -28,8 +28,8 @@ from calozoo.errors import CheckpointError
 from calozoo.models.caloman import CaloMan, CaloManConfig
 
 __all__ = ["REFERENCE_REPOSITORY", "REFERENCE_COMMIT", "FLOW_PREFIX", "assign_linear", "assign_residual_net",
-           "assign_coupling_flow", "assign_mlp", "abs_data_max", "caloman_config_from_state_dicts",
-           "caloman_from_state_dicts"]
+           "assign_coupling_flow", "assign_mlp", "abs_data_max", "check_flow_state", "check_autoencoder_state",
+           "caloman_config_from_state_dicts", "caloman_from_state_dicts"]
 
 REFERENCE_REPOSITORY = "layer6ai-labs/calo-man"
 REFERENCE_COMMIT = "5547f23b28dde265b4ecfcace334629fd643f2aa"
@@ -148,6 +148,18 @@ def _gae_sizes(state: dict) -> dict:
     return {"gae": "vae" if encoder[-1][0] == 2 * latent else "ae", "latent_dim": int(latent),
             "encoder_hidden": [int(out) for out, _ in encoder[:-1]],
             "decoder_hidden": [int(out) for out, _ in decoder[:-1]], "use_labels": use_labels}
+
+
+def check_flow_state(state: dict) -> dict:
+    """The sizes of a reference EPL or DE flow state_dict; CheckpointError if it is none."""
+    _array(state, "data_max")
+    return _flow_sizes(state, "flow")
+
+
+def check_autoencoder_state(state: dict) -> dict:
+    """The sizes of a reference VAE / AE state_dict; CheckpointError if it is none."""
+    _array(state, "data_max")
+    return _gae_sizes(state)
 
 
 def caloman_config_from_state_dicts(base: dict, epl_state: dict, gae_state: dict, de_state: dict) -> tuple[dict, dict]:
