@@ -230,7 +230,8 @@ def _import_command(name: str, importer: Importer, files: dict, overrides: dict)
 def _importer(name: str, entry, files: dict) -> Importer:
     """The family's Importer, after checking that `files` give exactly its checkpoints."""
     importer = IMPORTERS.get(entry.family)
-    titles = " and ".join(item.title for item in IMPORTERS.values())
+    *others, last = [item.title for item in IMPORTERS.values()]
+    titles = f"{', '.join(others)} and {last}" if others else last
     if importer is None:
         raise CalozooError(f"calozoo import reads the reference checkpoints of {titles} only; '{name}' is a "
                            f"{entry.family} model.")
