@@ -10,7 +10,8 @@ Three steps, trained one after the other (calozoo.training.caloman):
 Both flows see their inputs divided by the largest |value| of the training inputs (the reference's `scale_data`).
 
 Sampling: E_inc snapped to the DS1 energies -> EPL flow -> layer energies -> y -> DE flow -> decoder mean ->
-clip to [0, 1] -> each layer times its energy. Constants: docs/models.md section 5.
+clip to the training voxels' range -> each layer (renormalised to sum 1, unlike the reference) times its energy.
+Constants: docs/models.md section 5; the comparison with the reference code and its deviations: section 5.5.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class CaloManConfig(FlowConfig):
 
 
 def snap_to_ds1_energies(incident_energies):
-    """Each energy replaced by the nearest (in log) of the 15 DS1 energies 2^8 .. 2^22 MeV."""
+    """Each energy replaced by the nearest (in log) of the 15 DS1 energies 2^8 .. 2^22 MeV. (The reference's
+    `en_binning` takes the nearest in linear distance: the two differ for E in (sqrt(2), 1.5) x 2^n only.)"""
     exponent = tf.clip_by_value(tf.round(tf.math.log(incident_energies) / np.log(2.0)), 8.0, 22.0)
     return tf.pow(tf.constant(2.0, incident_energies.dtype), exponent)
 
@@ -177,12 +179,22 @@ class CaloMan(ShowerGenerator):
         }
 
     # ----- generation ---------------------------------------------------------------------------
-    def sample_layer_energies(self, incident_energies_mev, seed):
-        """Layer energies (N, L) MeV, >= 0, from the EPL flow."""
-        u_logits = self.energy_flow.sample(self.energy_condition(incident_energies_mev), seed) * self.energy_scale
+    def layer_energies_from_noise(self, incident_energies_mev, noise):
+        """Layer energies (N, L) MeV, >= 0, from the EPL flow applied to standard-normal `noise` (N, L)."""
+        condition = self.energy_condition(incident_energies_mev)
+        u_logits = self.energy_flow.sample_from_noise(noise, condition) * self.energy_scale
         fractions = inverse_logit_transform(u_logits, self.config.logit_alpha, clamp=True)
         energies = energies_from_fractions(fractions, incident_energies_mev, self.config.max_deposited_ratio)
         return tf.maximum(energies, 0.0)
+
+    def sample_layer_energies(self, incident_energies_mev, seed):
+        """Layer energies (N, L) MeV, >= 0, from the EPL flow."""
+        return self.layer_energies_from_noise(incident_energies_mev, self._noise(incident_energies_mev,
+                                                                                 self.energy_flow.features, seed))
+
+    def _noise(self, rows, features, seed):
+        """The standard-normal draw of a flow's `sample` for as many rows as `rows` has."""
+        return stateless.normal([tf.shape(rows)[0], features], seed=seed, dtype=self.dtype)
 
     def decode_latents(self, latents, labels):
         """Decoder means of DE-flow samples (scaled back by `latent_scale`), clipped to the training range."""
@@ -202,6 +214,16 @@ class CaloMan(ShowerGenerator):
             scaled.append(block * layer_energies[:, k : k + 1])
         return tf.concat(scaled, axis=-1)
 
+    def showers_from_noise(self, incident_energies, energy_noise, latent_noise):
+        """Showers (N, V) MeV, in the model's dtype, for E_inc (N, 1) MeV (not snapped here) from given standard-normal
+        noise of the EPL flow (N, L) and the DE flow (N, latent): `sample_showers` without its draws (the reference
+        comparisons feed the noise the reference code drew)."""
+        energies = tf.cast(incident_energies, self.dtype)
+        layer_energies = self.layer_energies_from_noise(energies, energy_noise)
+        labels = self.labels(energies, layer_energies)
+        latents = self.latent_flow.sample_from_noise(latent_noise, labels)
+        return self.showers_from_shapes(self.decode_latents(latents, labels), layer_energies)
+
     def sample_showers(self, incident_energies, seed):
         """Showers (N, V) float32 MeV for E_inc (N, 1) MeV."""
         seed = tf.convert_to_tensor(seed, tf.int32)
@@ -209,8 +231,6 @@ class CaloMan(ShowerGenerator):
         if self.config.snap_incident_energies:
             energies = snap_to_ds1_energies(energies)
         energy_seed, latent_seed = tf.unstack(stateless.split(seed, 2))
-        layer_energies = self.sample_layer_energies(energies, energy_seed)
-        labels = self.labels(energies, layer_energies)
-        latents = self.latent_flow.sample(labels, latent_seed)
-        shapes = self.decode_latents(latents, labels)
-        return tf.cast(self.showers_from_shapes(shapes, layer_energies), tf.float32)
+        energy_noise = self._noise(energies, self.energy_flow.features, energy_seed)
+        latent_noise = self._noise(energies, self.latent_flow.features, latent_seed)
+        return tf.cast(self.showers_from_noise(energies, energy_noise, latent_noise), tf.float32)

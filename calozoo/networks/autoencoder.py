@@ -89,16 +89,26 @@ class GeneralizedAutoencoder(tf.Module):
         x = tf.convert_to_tensor(x, self.dtype)
         return tf.reduce_mean(tf.reduce_sum((self.reconstruct(x, labels) - x) ** 2, axis=-1))
 
-    def loss(self, x, labels, seed):
-        """Training loss per batch: -ELBO (VAE, one draw from a stateless `seed`) or the squared error (AE)."""
+    def negative_elbo(self, x, labels, noise):
+        """Per row: -ELBO of a VAE with the latent draw z = mean + sigma * `noise` (N, latent), and the KL term in
+        closed form; the squared reconstruction error for an AE (`noise` unused).
+
+        The reference's ELBO takes log p(z) + H(q) at the same draw instead of -KL(q || N(0, I)): the same
+        expectation, one more source of noise (docs/models.md section 5.5)."""
         x = tf.convert_to_tensor(x, self.dtype)
         mean, log_sigma = self.encode(x, labels)
         if self.kind == "ae":
-            return tf.reduce_mean(tf.reduce_sum((self.decode(mean, labels)[0] - x) ** 2, axis=-1))
-        z = mean + tf.exp(log_sigma) * stateless.normal(tf.shape(mean), seed, dtype=self.dtype)
+            return tf.reduce_sum((self.decode(mean, labels)[0] - x) ** 2, axis=-1)
+        z = mean + tf.exp(log_sigma) * tf.convert_to_tensor(noise, self.dtype)
         x_mean, x_log_sigma = self.decode(z, labels)
         log_likelihood = -tf.reduce_sum(0.5 * ((x - x_mean) * tf.exp(-x_log_sigma)) ** 2 + x_log_sigma + 0.5 * _LOG_2PI,
                                         axis=-1)
         # KL(q || N(0, I)) = log p(z) + entropy of q, per row, in closed form
         kl = tf.reduce_sum(0.5 * (mean**2 + tf.exp(2.0 * log_sigma)) - log_sigma - 0.5, axis=-1)
-        return tf.reduce_mean(-log_likelihood + self.beta * kl)
+        return -log_likelihood + self.beta * kl
+
+    def loss(self, x, labels, seed):
+        """Training loss per batch: the mean -ELBO (VAE, one draw from a stateless `seed`) or squared error (AE)."""
+        x = tf.convert_to_tensor(x, self.dtype)
+        noise = stateless.normal([tf.shape(x)[0], self.latent_dim], seed, dtype=self.dtype)
+        return tf.reduce_mean(self.negative_elbo(x, labels, noise))

@@ -1,8 +1,9 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
-The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I)
-and iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow). Each says which files it takes, how the sizes
-are read from them and how the model is built; reading, checking and writing the artifact are shared.
+The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I),
+iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow) and CaloMan DS1 (GAE + EPL flow + DE flow). Each
+says which files it takes, how the sizes are read from them and how the model is built; reading, checking and
+writing the artifact are shared.
 
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
 unpickles the file with `weights_only=True` and hands on numpy arrays. A `.npz` of the same state_dict (keys as in
@@ -23,7 +24,7 @@ import numpy as np
 from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.bijectors.nflows_state_dict import flow_layout
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
-from calozoo.models import caloflow_checkpoint, icaloflow_checkpoint
+from calozoo.models import caloflow_checkpoint, caloman_checkpoint, icaloflow_checkpoint
 from calozoo.registry import USER, artifact_roots, get_entry
 
 __all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card", "IMPORTERS"]
@@ -39,6 +40,7 @@ class CheckpointPart:
     key: str  # metadata key: origin.checkpoints.<key>
     label: str  # the reference's name of the flow: "Flow-II", "Flow-3", ...
     files: str  # what the reference's training script names the file
+    check: Callable[[dict], object] = flow_layout  # reads the state_dict's structure; CheckpointError if it fits not
 
     @property
     def option(self) -> str | None:
@@ -91,6 +93,25 @@ IMPORTERS: dict[str, Importer] = {
                  "(tests/reference/): the log-densities of Flow-1, Flow-2 and Flow-3 (teacher and student) and an "
                  "inductive generation step of the student from the same noise agree to float64 rounding (DS3 "
                  "shares the code path but was not compared separately)."),
+    "caloman": Importer(
+        title="CaloMan DS1",
+        repository=caloman_checkpoint.REFERENCE_REPOSITORY, commit=caloman_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "autoencoder", "gae", "GAE", "checkpoints/gae_vae_best_valid.pt (or "
+                              "_latest)", caloman_checkpoint.check_autoencoder_state),
+               CheckpointPart("energy_flow", "energy_flow", "epl", "EPL flow", "checkpoints/epl_nf_best_valid.pt",
+                              caloman_checkpoint.check_flow_state),
+               CheckpointPart("latent_flow", "latent_flow", "de", "DE flow", "checkpoints/de_nf_best_valid.pt",
+                              caloman_checkpoint.check_flow_state)),
+        role_parts=(),
+        config_from=lambda base, states: caloman_checkpoint.caloman_config_from_state_dicts(
+            base, states["energy_flow"], states["autoencoder"], states["latent_flow"]),
+        build=lambda config, states: caloman_checkpoint.caloman_from_state_dicts(
+            config, states["energy_flow"], states["autoencoder"], states["latent_flow"]),
+        verified="The mapping is tested against the reference code's own outputs for the DS1 photons "
+                 "(tests/reference/): preprocessing, both flows' log-densities and samples, the encoder and decoder "
+                 "and one generation batch from the same noise agree to float64 rounding, with "
+                 "`renormalize_layers=false` and up to the deviations of docs/models.md section 5.5 (the pion "
+                 "models share the code path; only their preprocessing was compared)."),
 }
 
 
@@ -104,7 +125,8 @@ def file_sha256(path) -> str:
 
 
 def _torch_state_dict(path: Path) -> dict:
-    """The tensors of a `torch.save`d checkpoint (its `model_state_dict` if it has one) as numpy arrays."""
+    """The tensors of a `torch.save`d checkpoint (its `model_state_dict` or, CaloMan's, `module_state_dict` if it
+    has one) as numpy arrays."""
     try:
         import torch
     except ImportError:
@@ -115,10 +137,12 @@ def _torch_state_dict(path: Path) -> dict:
     except Exception as error:  # any unpickling failure: not a checkpoint this can read
         raise CheckpointError(f"{path} is not a PyTorch checkpoint that loads with weights_only=True: "
                               f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("model_state_dict"), dict):
-        loaded = loaded["model_state_dict"]
+    for key in ("model_state_dict", "module_state_dict"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise CheckpointError(f"{path} holds neither a dict with 'model_state_dict' nor a state_dict of tensors.")
+        raise CheckpointError(f"{path} holds neither a dict with 'model_state_dict' (or 'module_state_dict') nor a "
+                              "state_dict of tensors.")
     return {key: value.detach().cpu().numpy() for key, value in loaded.items()}
 
 
@@ -167,7 +191,7 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         label = f"{source['flow']} ({part})" if "flow" in source else part
         lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
     lines += [
-        "- weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)",
+        "- weights converted to float64 unchanged (kernel = weight^T; nflows MADE masks applied: (weight * mask)^T)",
         "- not trained or measured by calozoo: no held-out metrics; evaluate it with `calozoo generate` and "
         "`calozoo evaluate`",
         "",
@@ -206,7 +230,8 @@ def _import_command(name: str, importer: Importer, files: dict, overrides: dict)
 def _importer(name: str, entry, files: dict) -> Importer:
     """The family's Importer, after checking that `files` give exactly its checkpoints."""
     importer = IMPORTERS.get(entry.family)
-    titles = " and ".join(item.title for item in IMPORTERS.values())
+    *others, last = [item.title for item in IMPORTERS.values()]
+    titles = f"{', '.join(others)} and {last}" if others else last
     if importer is None:
         raise CalozooError(f"calozoo import reads the reference checkpoints of {titles} only; '{name}' is a "
                            f"{entry.family} model.")
@@ -226,7 +251,7 @@ def _read_part(part: CheckpointPart, path) -> dict:
     """A part's state_dict, with its flow structure checked (the error names the file and the flow)."""
     state = read_checkpoint(path)
     try:
-        flow_layout(state)
+        part.check(state)
     except CheckpointError as error:
         given = f"{part.option} {Path(path).name}" if part.option else Path(path).name
         raise CheckpointError(f"{given} (the {part.label} checkpoint): {error}") from None
@@ -234,34 +259,39 @@ def _read_part(part: CheckpointPart, path) -> dict:
 
 
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
-                      first_layer_flow=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1 or iCaloFlow model into `<root>/<name>/v<N>/`.
+                      first_layer_flow=None, latent_flow=None) -> Path:
+    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow or CaloMan model into
+    `<root>/<name>/v<N>/`.
 
     Args:
         name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
             iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones).
         checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
             `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
-            `ds_2_flow_3_student.pt`); or a `.npz` of its state_dict.
+            `ds_2_flow_3_student.pt`); CaloMan: the GAE checkpoint (`checkpoints/gae_vae_best_valid.pt`); or a
+            `.npz` of its state_dict.
         energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
-            Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); or a `.npz`.
+            Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); CaloMan:
+            the EPL flow (`checkpoints/epl_nf_best_valid.pt`); or a `.npz`.
         overrides: config entries the checkpoints cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
             from the tensor shapes and a contradicting override is refused.
         output_root: artifact root (default: the user store).
         first_layer_flow: iCaloFlow only: the Flow-2 checkpoint (`ds_2_flow_2.pt`, `ds_2_flow_2_student.pt`).
+        latent_flow: CaloMan only: the DE flow on the latent space (`checkpoints/de_nf_best_valid.pt`).
     Returns:
         the artifact directory. Raises CheckpointError (or CalozooError) before writing anything on bad input.
     """
     overrides = dict(overrides or {})
     entry = get_entry(name)
-    files = {"checkpoint": checkpoint, "energy_flow": energy_flow, "first_layer_flow": first_layer_flow}
+    files = {"checkpoint": checkpoint, "energy_flow": energy_flow, "first_layer_flow": first_layer_flow,
+             "latent_flow": latent_flow}
     importer = _importer(name, entry, files)
     _unknown_overrides(entry.config, overrides)
     states = {part.flow: _read_part(part, files[part.argument]) for part in importer.parts}
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
     config, inferred = importer.config_from(base, states)
     _contradicting_overrides(inferred, overrides)
-    if config["role"] != entry.config.get("role"):
+    if config.get("role") != entry.config.get("role"):
         given = [Path(files[argument]).name for argument in importer.role_parts]
         raise CheckpointError(f"{' and '.join(given)} {'holds' if len(given) == 1 else 'hold'} a {config['role']} "
                               f"(its blocks are {'MAF' if config['role'] == 'teacher' else 'IAF'}); '{name}' is a "

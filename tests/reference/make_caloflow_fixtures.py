@@ -266,12 +266,15 @@ def reference_constants(ref, data_gamma, torch) -> dict:
 
 def state_dict_arrays(model) -> dict:
     """The model's state_dict as numpy arrays, stored compactly without changing a value: weights and biases as
-    float16 (checked exact), masks as bool, degrees and permutations as int16."""
+    float16 where that is exact (other floats, such as data-dependent buffers, as they are), masks as bool, degrees
+    and permutations as int16."""
     arrays = {}
     for key, value in model.state_dict().items():
         array = value.detach().numpy()
         compact = array.astype(bool if key.endswith(".mask") else np.float16 if np.issubdtype(array.dtype, np.floating)
                                else np.int16)
+        if np.issubdtype(array.dtype, np.floating) and not np.array_equal(compact.astype(array.dtype), array):
+            compact = array
         assert np.array_equal(compact.astype(array.dtype), array), key
         arrays[key] = compact
     return arrays

@@ -125,7 +125,9 @@ def test_cli_imports_into_the_given_root(tmp_path):
     (("caloflow-ds1-photon-teacher", "missing.pt", "--energy-flow", ENERGY), "does not exist"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "hidden=99"), "contradicts"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "colour=2"), "not a setting"),
-    (("caloman-ds1-photon", TEACHER, "--energy-flow", ENERGY), "checkpoints of CaloFlow DS1 and iCaloFlow"),
+    (("l2lflow-ds2-electron", TEACHER, "--energy-flow", ENERGY),
+     "checkpoints of CaloFlow DS1, iCaloFlow (DS2, DS3) and CaloMan DS1 only"),
+    (("caloman-ds1-photon", TEACHER, "--energy-flow", ENERGY), "needs its DE flow checkpoint too"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--first-layer-flow", ENERGY),
      "--first-layer-flow is not a checkpoint of CaloFlow DS1"),
 ])
