@@ -1,13 +1,16 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
-The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I)
-and iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow). Each says which files it takes, how the sizes
-are read from them and how the model is built; reading, checking and writing the artifact are shared.
+The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I),
+iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow) and CaloPointFlow II DS2/DS3 (one Lightning `.ckpt`).
+Each says which files it takes, how the sizes are read from them and how the model is built; reading, checking and
+writing the artifact are shared.
 
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
-unpickles the file with `weights_only=True` and hands on numpy arrays. A `.npz` of the same state_dict (keys as in
-PyTorch) needs no PyTorch. Everything is converted and checked before the artifact directory is written, so a bad
-checkpoint leaves nothing behind.
+unpickles the file with `weights_only=True` and hands on numpy arrays. A Lightning `.ckpt` (which pickles omegaconf
+hyperparameters that `weights_only=True` refuses) is read without PyTorch by `calozoo.workflow.torch_zip`, whose
+allowlist runs none of the file's code; its `state_dict` is what is imported. A `.npz` of the same state_dict (keys
+as in PyTorch) needs no PyTorch either. Everything is converted and checked before the artifact directory is written,
+so a bad checkpoint leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import numpy as np
 
 from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.bijectors.nflows_state_dict import flow_layout
+from calozoo.bijectors.zuko_state_dict import calopointflow_sizes
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
-from calozoo.models import caloflow_checkpoint, icaloflow_checkpoint
+from calozoo.models import caloflow_checkpoint, calopointflow_checkpoint, icaloflow_checkpoint
 from calozoo.registry import USER, artifact_roots, get_entry
+from calozoo.workflow.torch_zip import read_torch_zip
 
 __all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card", "IMPORTERS"]
 
@@ -57,6 +62,9 @@ class Importer:
     config_from: Callable[[dict, dict], tuple[dict, dict]]  # (base config, states by flow) -> (config, inferred)
     build: Callable[[dict, dict], object]  # (config, states by flow) -> the model with the weights
     verified: str  # the card's "Verified" paragraph
+    check_state: Callable[[dict], object] = flow_layout  # raises CheckpointError on a state_dict of another kind
+    library: str = "nflows 0.14"  # the flow library of the reference code
+    conversion: str = "weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)"
 
 
 IMPORTERS: dict[str, Importer] = {
@@ -91,6 +99,23 @@ IMPORTERS: dict[str, Importer] = {
                  "(tests/reference/): the log-densities of Flow-1, Flow-2 and Flow-3 (teacher and student) and an "
                  "inductive generation step of the student from the same noise agree to float64 rounding (DS3 "
                  "shares the code path but was not compared separately)."),
+    "calopointflow": Importer(
+        title="CaloPointFlow II (DS2, DS3)",
+        repository=calopointflow_checkpoint.REFERENCE_REPOSITORY, commit=calopointflow_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "model", "ckpt", "Lightning",
+                              "a .ckpt of its ModelCheckpoint: '{epoch}-{val_loss}.ckpt' or last.ckpt"),),
+        role_parts=(),
+        config_from=calopointflow_checkpoint.calopointflow_config_from_checkpoint,
+        build=calopointflow_checkpoint.calopointflow_from_checkpoint,
+        verified="The mapping is tested against the reference code's own outputs for a DS2 checkpoint that its "
+                 "Lightning training wrote (tests/reference/): the conditional-flow, latent-flow and point-flow "
+                 "log-densities, the encoder, and samples of the three flows from the same noise agree to float64 "
+                 "rounding (DS3 shares the code path but was not compared separately).",
+        check_state=lambda state: calopointflow_sizes(state, conditional=True),
+        library="zuko 1.1.0, Lightning",
+        conversion="weights converted to float64 unchanged (zuko masks kept: kernel = weight^T, multiplied by the "
+                   "mask); the preprocessing statistics its freezables froze in epoch 0 taken as they are "
+                   "(std = sqrt(var))"),
 }
 
 
@@ -122,11 +147,23 @@ def _torch_state_dict(path: Path) -> dict:
     return {key: value.detach().cpu().numpy() for key, value in loaded.items()}
 
 
+def _lightning_state_dict(path: Path) -> dict:
+    """The `state_dict` of a Lightning `.ckpt` as numpy arrays, read without PyTorch (`torch_zip`)."""
+    loaded = read_torch_zip(path)
+    state = loaded.get("state_dict") if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise CheckpointError(f"{path} is a PyTorch file without a Lightning 'state_dict' of tensors.")
+    return dict(state)
+
+
 def read_checkpoint(path) -> dict[str, np.ndarray]:
-    """A reference checkpoint's state_dict as numpy arrays: from a `.pt` (PyTorch, loaded lazily) or a `.npz`."""
+    """A reference checkpoint's state_dict as numpy arrays: from a Lightning `.ckpt` (no PyTorch needed), a `.pt`
+    (PyTorch, loaded lazily) or a `.npz`."""
     path = Path(path)
     if not path.is_file():
         raise CalozooError(f"checkpoint {path} does not exist (or is not a file).")
+    if path.suffix == ".ckpt":
+        return _lightning_state_dict(path)
     if path.suffix != ".npz":
         return _torch_state_dict(path)
     try:
@@ -161,13 +198,13 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         "",
         "## Origin: imported",
         "",
-        f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} (nflows 0.14)",
+        f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} ({metadata['library']})",
     ]
     for part, source in origin["checkpoints"].items():
         label = f"{source['flow']} ({part})" if "flow" in source else part
         lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
     lines += [
-        "- weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)",
+        f"- {metadata['conversion']}",
         "- not trained or measured by calozoo: no held-out metrics; evaluate it with `calozoo generate` and "
         "`calozoo evaluate`",
         "",
@@ -222,11 +259,11 @@ def _importer(name: str, entry, files: dict) -> Importer:
     return importer
 
 
-def _read_part(part: CheckpointPart, path) -> dict:
-    """A part's state_dict, with its flow structure checked (the error names the file and the flow)."""
+def _read_part(importer: Importer, part: CheckpointPart, path) -> dict:
+    """A part's state_dict, with its structure checked (the error names the file and the part)."""
     state = read_checkpoint(path)
     try:
-        flow_layout(state)
+        importer.check_state(state)
     except CheckpointError as error:
         given = f"{part.option} {Path(path).name}" if part.option else Path(path).name
         raise CheckpointError(f"{given} (the {part.label} checkpoint): {error}") from None
@@ -235,14 +272,16 @@ def _read_part(part: CheckpointPart, path) -> dict:
 
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
                       first_layer_flow=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1 or iCaloFlow model into `<root>/<name>/v<N>/`.
+    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow or CaloPointFlow II model into
+    `<root>/<name>/v<N>/`.
 
     Args:
         name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
             iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones).
         checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
             `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
-            `ds_2_flow_3_student.pt`); or a `.npz` of its state_dict.
+            `ds_2_flow_3_student.pt`); CaloPointFlow (`calopointflow-ds2-electron`, `-ds3-`): the Lightning `.ckpt`
+            of its training; or a `.npz` of its state_dict.
         energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
             Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); or a `.npz`.
         overrides: config entries the checkpoints cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
@@ -257,11 +296,11 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
     files = {"checkpoint": checkpoint, "energy_flow": energy_flow, "first_layer_flow": first_layer_flow}
     importer = _importer(name, entry, files)
     _unknown_overrides(entry.config, overrides)
-    states = {part.flow: _read_part(part, files[part.argument]) for part in importer.parts}
+    states = {part.flow: _read_part(importer, part, files[part.argument]) for part in importer.parts}
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
     config, inferred = importer.config_from(base, states)
     _contradicting_overrides(inferred, overrides)
-    if config["role"] != entry.config.get("role"):
+    if config.get("role") != entry.config.get("role"):
         given = [Path(files[argument]).name for argument in importer.role_parts]
         raise CheckpointError(f"{' and '.join(given)} {'holds' if len(given) == 1 else 'hold'} a {config['role']} "
                               f"(its blocks are {'MAF' if config['role'] == 'teacher' else 'IAF'}); '{name}' is a "
@@ -281,6 +320,8 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
                           "file": str(checkpoint)},
         "import_command": _import_command(name, importer, files, overrides),
         "verified": importer.verified,
+        "library": importer.library,
+        "conversion": importer.conversion,
         "version": max(artifact_versions(root / name), default=0) + 1,
     }
     card = render_import_card(name, entry.description, metadata)
