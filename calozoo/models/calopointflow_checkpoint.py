@@ -29,14 +29,28 @@ from calozoo.data.point_clouds import grid_shape
 from calozoo.errors import CheckpointError
 from calozoo.models.calopointflow import CaloPointFlow, CaloPointFlowConfig
 
-__all__ = ["REFERENCE_REPOSITORY", "REFERENCE_COMMIT", "STATISTICS", "calopointflow_config_from_checkpoint",
-           "calopointflow_from_checkpoint"]
+__all__ = ["REFERENCE_REPOSITORY", "REFERENCE_COMMIT", "STATISTICS", "check_hyperparameters",
+           "calopointflow_config_from_checkpoint", "calopointflow_from_checkpoint"]
 
 REFERENCE_REPOSITORY = "simonschnake/CaloPointFlow"
 REFERENCE_COMMIT = "6fca03b65b3f7f92debc29438a61a580035107fc"
 # the freezables whose statistics calozoo's preprocessing takes (min_max_scale_nnz is registered but never used)
 STATISTICS = ("dequantize_coords", "min_max_scale_vals", "normalize_vals", "normalize_nnz", "normalize_e_sum",
               "normalize_e_in")
+
+
+def check_hyperparameters(hyper_parameters: dict) -> None:
+    """CheckpointError where the reference's hyperparameters (a Lightning checkpoint's, as plain dicts) ask for what
+    calozoo's CaloPointFlow does not do: model I or another point form, or `shift_min_energy` (the reference then
+    subtracts 0.5e-3 / 0.033 MeV from every hit before training and adds it back to every generated hit)."""
+    model_ii = {"point_dim": 3, "deepset_flow": True, "cdf_dequantization": True}
+    found = {key: hyper_parameters.get(key, value) for key, value in model_ii.items()}
+    if found != model_ii:
+        raise CheckpointError(f"its hyperparameters {found} are not CaloPointFlow II's {model_ii}; calozoo imports "
+                              "model II only.")
+    if hyper_parameters.get("shift_min_energy"):
+        raise CheckpointError("it was trained with shift_min_energy: true (every hit shifted by 0.5e-3 / 0.033 MeV), "
+                              "which calozoo's CaloPointFlow does not implement.")
 
 
 def _check_model_ii(state: dict, dataset: str) -> None:

@@ -29,9 +29,10 @@ from calozoo.bijectors.zuko_state_dict import calopointflow_sizes
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
 from calozoo.models import caloflow_checkpoint, calopointflow_checkpoint, icaloflow_checkpoint
 from calozoo.registry import USER, artifact_roots, get_entry
-from calozoo.workflow.torch_zip import read_torch_zip
+from calozoo.workflow.torch_zip import plain, read_torch_zip
 
-__all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card", "IMPORTERS"]
+__all__ = ["read_checkpoint", "read_lightning_checkpoint", "file_sha256", "import_checkpoint", "render_import_card",
+           "IMPORTERS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Importer:
     build: Callable[[dict, dict], object]  # (config, states by flow) -> the model with the weights
     verified: str  # the card's "Verified" paragraph
     check_state: Callable[[dict], object] = flow_layout  # raises CheckpointError on a state_dict of another kind
+    # raises CheckpointError on a Lightning checkpoint's hyperparameters (plain dicts) that calozoo cannot follow
+    check_hyperparameters: Callable[[dict], None] = lambda hyper_parameters: None
     library: str = "nflows 0.14"  # the flow library of the reference code
     conversion: str = "weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)"
 
@@ -112,6 +115,7 @@ IMPORTERS: dict[str, Importer] = {
                  "log-densities, the encoder, and samples of the three flows from the same noise agree to float64 "
                  "rounding (DS3 shares the code path but was not compared separately).",
         check_state=lambda state: calopointflow_sizes(state, conditional=True),
+        check_hyperparameters=calopointflow_checkpoint.check_hyperparameters,
         library="zuko 1.1.0, Lightning",
         conversion="weights converted to float64 unchanged (zuko masks kept: kernel = weight^T, multiplied by the "
                    "mask); the preprocessing statistics its freezables froze in epoch 0 taken as they are "
@@ -147,30 +151,42 @@ def _torch_state_dict(path: Path) -> dict:
     return {key: value.detach().cpu().numpy() for key, value in loaded.items()}
 
 
-def _lightning_state_dict(path: Path) -> dict:
-    """The `state_dict` of a Lightning `.ckpt` as numpy arrays, read without PyTorch (`torch_zip`)."""
+def read_lightning_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
+    """The `state_dict` of a Lightning `.ckpt` as numpy arrays, read without PyTorch (`torch_zip`), and what the
+    checkpoint says of its training: `lightning_version`, `epoch`, `global_step` and the `hyper_parameters` (plain
+    dicts; the module's `config` repeated there and the `data` section, paths of the training machine, left out)."""
     loaded = read_torch_zip(path)
     state = loaded.get("state_dict") if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
         raise CheckpointError(f"{path} is a PyTorch file without a Lightning 'state_dict' of tensors.")
-    return dict(state)
+    hyper = plain(loaded.get("hyper_parameters"))
+    hyper = {k: v for k, v in hyper.items() if k not in ("config", "data")} if isinstance(hyper, dict) else {}
+    summary = {"lightning_version": plain(loaded.get("pytorch-lightning_version")), "epoch": plain(loaded.get("epoch")),
+               "global_step": plain(loaded.get("global_step")), "hyper_parameters": hyper}
+    return dict(state), summary
+
+
+def _read_with_summary(path) -> tuple[dict[str, np.ndarray], dict]:
+    """(state_dict, training summary) of any checkpoint `read_checkpoint` reads; the summary is a Lightning one's
+    (`read_lightning_checkpoint`), empty for the other formats."""
+    path = Path(path)
+    if not path.is_file():
+        raise CalozooError(f"checkpoint {path} does not exist (or is not a file).")
+    if path.suffix == ".ckpt":
+        return read_lightning_checkpoint(path)
+    if path.suffix != ".npz":
+        return _torch_state_dict(path), {}
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}, {}
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable .npz of a state_dict: {error}") from None
 
 
 def read_checkpoint(path) -> dict[str, np.ndarray]:
     """A reference checkpoint's state_dict as numpy arrays: from a Lightning `.ckpt` (no PyTorch needed), a `.pt`
     (PyTorch, loaded lazily) or a `.npz`."""
-    path = Path(path)
-    if not path.is_file():
-        raise CalozooError(f"checkpoint {path} does not exist (or is not a file).")
-    if path.suffix == ".ckpt":
-        return _lightning_state_dict(path)
-    if path.suffix != ".npz":
-        return _torch_state_dict(path)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is not a readable .npz of a state_dict: {error}") from None
+    return _read_with_summary(path)[0]
 
 
 def _unknown_overrides(base: dict, overrides: dict) -> None:
@@ -203,6 +219,10 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
     for part, source in origin["checkpoints"].items():
         label = f"{source['flow']} ({part})" if "flow" in source else part
         lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
+        if "training" in source:
+            training = source["training"]
+            lines.append(f"  (pytorch-lightning {training['lightning_version']}, saved in epoch {training['epoch']} "
+                         f"after step {training['global_step']})")
     lines += [
         f"- {metadata['conversion']}",
         "- not trained or measured by calozoo: no held-out metrics; evaluate it with `calozoo generate` and "
@@ -259,15 +279,18 @@ def _importer(name: str, entry, files: dict) -> Importer:
     return importer
 
 
-def _read_part(importer: Importer, part: CheckpointPart, path) -> dict:
-    """A part's state_dict, with its structure checked (the error names the file and the part)."""
-    state = read_checkpoint(path)
+def _read_part(importer: Importer, part: CheckpointPart, path) -> tuple[dict, dict]:
+    """A part's state_dict and training summary, with its structure and hyperparameters checked (the error names the
+    file and the part)."""
+    state, summary = _read_with_summary(path)
     try:
         importer.check_state(state)
+        if summary:
+            importer.check_hyperparameters(summary["hyper_parameters"])
     except CheckpointError as error:
         given = f"{part.option} {Path(path).name}" if part.option else Path(path).name
         raise CheckpointError(f"{given} (the {part.label} checkpoint): {error}") from None
-    return state
+    return state, summary
 
 
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
@@ -296,7 +319,8 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
     files = {"checkpoint": checkpoint, "energy_flow": energy_flow, "first_layer_flow": first_layer_flow}
     importer = _importer(name, entry, files)
     _unknown_overrides(entry.config, overrides)
-    states = {part.flow: _read_part(importer, part, files[part.argument]) for part in importer.parts}
+    read = {part.flow: _read_part(importer, part, files[part.argument]) for part in importer.parts}
+    states = {flow: state for flow, (state, _) in read.items()}
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
     config, inferred = importer.config_from(base, states)
     _contradicting_overrides(inferred, overrides)
@@ -308,7 +332,9 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
     model = importer.build(config, states)
     root = Path(output_root or artifact_roots()[USER])
     checkpoints = {part.key: {"flow": part.label, "file": str(files[part.argument]),
-                              "sha256": file_sha256(files[part.argument])} for part in importer.parts}
+                              "sha256": file_sha256(files[part.argument]),
+                              **({"training": read[part.flow][1]} if read[part.flow][1] else {})}
+                   for part in importer.parts}
     metadata = {
         "num_params": model.num_params,
         "origin": {"kind": "imported", "reference_repository": importer.repository,

@@ -42,9 +42,6 @@ class Opaque:
     def __setstate__(self, state):
         self.state = state
 
-    def __call__(self, *args, **kwargs):
-        return type(self)(*args)
-
 
 class _Dict(dict):
     """An OrderedDict's contents (a state_dict also pickles attributes, e.g. `_metadata`, which it keeps)."""

@@ -16,7 +16,8 @@ import pytest
 import calozoo
 from calozoo.bijectors.gaussian_base import standard_normal_log_prob
 from calozoo.data.point_clouds import segment_mean
-from calozoo.models.calopointflow_checkpoint import REFERENCE_COMMIT
+from calozoo.errors import CheckpointError
+from calozoo.models.calopointflow_checkpoint import REFERENCE_COMMIT, check_hyperparameters
 from calozoo.workflow.import_checkpoint import read_checkpoint
 from tests.reference.comparisons import assert_matches, read_npz
 from tests.reference.test_calopointflow_reference import FIXTURES, FLOAT32_RTOL
@@ -79,7 +80,16 @@ def test_card_and_metadata_name_the_checkpoint_and_the_reference_commit(imported
     config = META["config"]
     assert inferred["conditional_network"] == "zuko" and inferred["latent_dim"] == config["latent_dim"]
     assert inferred["conditional_transforms"] == config["conditional_flow"]["transforms"]
-    assert inferred["point_identity"] == [[1, 2], [2]] and len(inferred["latent_identity"]) == 2
+    state = read_checkpoint(checkpoint)
+    for flow, key in (("point_flow", "point_identity"), ("latent_flow", "latent_identity")):
+        assert inferred[key] == [np.flatnonzero(state[f"{flow}.transform.transforms.{k}.mask"]).tolist()
+                                 for k in range(config[flow]["transforms"])]
+    assert inferred["conditional_orders"] == [[1, 0], [0, 1], [0, 1]]  # both orders (MODEL_SEED)
+    training = origin["checkpoints"]["ckpt"]["training"]
+    assert (training["lightning_version"], training["epoch"], training["global_step"]) == (
+        "2.3.2", META["epoch"], META["global_step"]) and "pytorch-lightning 2.3.2" in card
+    assert training["hyper_parameters"]["point_flow"] == config["point_flow"]  # the omegaconf objects as dicts
+    assert "data" not in training["hyper_parameters"]
 
 
 def test_statistics_are_the_checkpoint_ones(model, checkpoint):
@@ -166,3 +176,13 @@ def test_a_ckpt_that_is_not_a_zip_is_refused(tmp_path):
     root = tmp_path / "store"
     assert_one_error_and_no_artifact(invoke(NAME, tmp_path / "last.ckpt", "--output", root),
                                      "not a PyTorch zip checkpoint", root)
+
+
+@pytest.mark.parametrize("change, pattern", [({"shift_min_energy": True}, "shift_min_energy: true"),
+                                             ({"point_dim": 4, "deepset_flow": False}, "model II only")])
+def test_hyperparameters_calozoo_cannot_follow_are_refused(change, pattern):
+    """What only the hyperparameters tell (the unit test: writing a changed .ckpt would need PyTorch)."""
+    hyper_parameters = json.loads((FIXTURES / "checkpoint.json").read_text())["config"]
+    check_hyperparameters(hyper_parameters)
+    with pytest.raises(CheckpointError, match=pattern):
+        check_hyperparameters({**hyper_parameters, **change})
