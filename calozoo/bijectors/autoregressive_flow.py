@@ -77,20 +77,16 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         self.features, self.context, self.kind, self.network = features, context, kind, network
         self.spline = spline or SplineSettings()
         self.dtype = tf.as_dtype(dtype)
-        with self.name_scope:
+        def network_of_block(k):
             if network == "nflows":
-                self.mades = [
-                    MADE(features, context, hidden, self.spline.num_params, made_hidden_blocks, dropout,
-                         seed=seed * 1000 + k, dtype=self.dtype, name=f"made{k}")
-                    for k in range(num_blocks)
-                ]
-            else:
-                self.mades = [
-                    ZukoMADE(features, context, [hidden] * (made_hidden_blocks + 1), self.spline.num_params,
-                             None if orders is None else orders[k], seed=seed * 1000 + k, dtype=self.dtype,
-                             name=f"made{k}")
-                    for k in range(num_blocks)
-                ]
+                return MADE(features, context, hidden, self.spline.num_params, made_hidden_blocks, dropout,
+                            seed=seed * 1000 + k, dtype=self.dtype, name=f"made{k}")
+            return ZukoMADE(features, context, [hidden] * (made_hidden_blocks + 1), self.spline.num_params,
+                            None if orders is None else orders[k], seed=seed * 1000 + k, dtype=self.dtype,
+                            name=f"made{k}")
+
+        with self.name_scope:
+            self.mades = [network_of_block(k) for k in range(num_blocks)]
             self.permutations = [FixedPermutation(p, name=f"permutation{k}") for k, p in enumerate(permutations)]
         direction = "forward" if kind == "maf" else "inverse"
         self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}")
