@@ -9,7 +9,7 @@ from calozoo_tools.train import _overrides
 @click.command("import")
 @click.argument("name")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--energy-flow", required=True, type=click.Path(dir_okay=False),
+@click.option("--energy-flow", type=click.Path(dir_okay=False), default=None,
               help="The energy flow the reference saves apart: CaloFlow's Flow-I (rec_energy_flow/gamma.pt or "
                    "piplus.pt), iCaloFlow's Flow-1 (ds_2_flow_1.pt; the teacher's, also for a student), CaloMan's "
                    "EPL flow (checkpoints/epl_nf_best_valid.pt).")
@@ -27,8 +27,9 @@ def import_command(name, checkpoint, energy_flow, first_layer_flow, latent_flow,
     NAME@user). CaloFlow DS1: CHECKPOINT is Flow-II (model_checkpoint.pt, weight_checkpoint.pt, student.pt) and
     --energy-flow Flow-I. iCaloFlow: CHECKPOINT is Flow-3 (ds_2_flow_3.pt, ds_2_flow_3_student.pt), --energy-flow
     Flow-1 and --first-layer-flow Flow-2. CaloMan: CHECKPOINT is the GAE (checkpoints/gae_vae_best_valid.pt),
-    --energy-flow the EPL flow and --latent-flow the DE flow. Each may be a .npz of the state_dict instead; reading
-    .pt files needs PyTorch: pip install 'calozoo[peers]'."""
+    --energy-flow the EPL flow and --latent-flow the DE flow. CaloPointFlow II: CHECKPOINT is the Lightning .ckpt of
+    its training (read without PyTorch). Each may be a .npz of the state_dict instead; reading .pt files needs
+    PyTorch: pip install 'calozoo[peers]'."""
     from calozoo.workflow.import_checkpoint import import_checkpoint
 
     directory = import_checkpoint(name, checkpoint, energy_flow, overrides=_overrides(settings),

@@ -15,11 +15,14 @@ from calozoo.bijectors.layerwise_permutation import FixedPermutation
 from calozoo.bijectors.made import MADE, made_num_params
 from calozoo.bijectors.masked_autoregressive import MaskedAutoregressiveRQS
 from calozoo.bijectors.rq_spline import SplineSettings
+from calozoo.bijectors.zuko_made import ZukoMADE, zuko_made_num_params
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
-__all__ = ["AutoregressiveRQSFlow", "FlowPass"]
+__all__ = ["AutoregressiveRQSFlow", "FlowPass", "NETWORKS"]
+
+NETWORKS = ("nflows", "zuko")  # the masked network of every block: nflows' MADE or zuko's MaskedMLP
 
 
 class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
@@ -27,6 +30,10 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
 
     Towards the base (density): x -> B_0 -> P_0 -> B_1 -> ... -> z. With `kind="maf"` that direction is one
     MADE pass per block (teacher); with `kind="iaf"` the sampling direction z -> x is (student).
+
+    `network="zuko"` takes zuko's masked network (`ZukoMADE`) in every block instead of nflows' MADE, each block
+    in its own feature `orders[k]` (zuko's NSF / MAF, whose flows have no permutation steps): `made_hidden_blocks + 1`
+    hidden layers of `hidden` units either way.
 
     `flow.distribution(context)` returns the `tfd.TransformedDistribution` built from TFP bijectors.
 
@@ -51,24 +58,35 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         seed: int = 0,
         dtype=tf.float64,
         name: str | None = None,
+        network: str = "nflows",
+        orders: Sequence[np.ndarray] | None = None,
     ):
         super().__init__(name=name or "autoregressive_rqs_flow")
         if kind not in ("maf", "iaf"):
             raise ValueError(f"`kind` must be 'maf' or 'iaf'; got {kind!r}.")
+        if network not in NETWORKS:
+            raise ValueError(f"`network` must be one of {list(NETWORKS)}; got {network!r}.")
+        if orders is not None and (network != "zuko" or len(orders) != num_blocks):
+            raise ValueError(f"`orders` are for network='zuko', one per block ({num_blocks}); got {len(orders)} "
+                             f"with network={network!r}.")
         permutations = [] if permutations is None else list(permutations)
-        if len(permutations) not in (num_blocks - 1, num_blocks):
-            raise ValueError(
-                f"Give {num_blocks - 1} or {num_blocks} permutations for {num_blocks} blocks; got {len(permutations)}."
-            )
-        self.features, self.context, self.kind = features, context, kind
+        allowed = (0,) if network == "zuko" else (num_blocks - 1, num_blocks)  # zuko's flows order inside blocks
+        if len(permutations) not in allowed:
+            raise ValueError(f"Give {' or '.join(map(str, allowed))} permutations for {num_blocks} blocks; "
+                             f"got {len(permutations)}.")
+        self.features, self.context, self.kind, self.network = features, context, kind, network
         self.spline = spline or SplineSettings()
         self.dtype = tf.as_dtype(dtype)
+        def network_of_block(k):
+            if network == "nflows":
+                return MADE(features, context, hidden, self.spline.num_params, made_hidden_blocks, dropout,
+                            seed=seed * 1000 + k, dtype=self.dtype, name=f"made{k}")
+            return ZukoMADE(features, context, [hidden] * (made_hidden_blocks + 1), self.spline.num_params,
+                            None if orders is None else orders[k], seed=seed * 1000 + k, dtype=self.dtype,
+                            name=f"made{k}")
+
         with self.name_scope:
-            self.mades = [
-                MADE(features, context, hidden, self.spline.num_params, made_hidden_blocks, dropout,
-                     seed=seed * 1000 + k, dtype=self.dtype, name=f"made{k}")
-                for k in range(num_blocks)
-            ]
+            self.mades = [network_of_block(k) for k in range(num_blocks)]
             self.permutations = [FixedPermutation(p, name=f"permutation{k}") for k, p in enumerate(permutations)]
         direction = "forward" if kind == "maf" else "inverse"
         self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}")
@@ -81,9 +99,14 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         return parameter_count(self)
 
     @staticmethod
-    def expected_num_params(features, context, hidden, num_blocks, num_bins, made_hidden_blocks=1) -> int:
+    def expected_num_params(features, context, hidden, num_blocks, num_bins, made_hidden_blocks=1,
+                            network="nflows") -> int:
         """Parameter count from the layer shapes, without building anything."""
-        per_block = made_num_params(features, context, hidden, made_hidden_blocks, 3 * num_bins - 1)
+        if network == "zuko":
+            per_block = zuko_made_num_params(features, context, [hidden] * (made_hidden_blocks + 1),
+                                             3 * num_bins - 1)
+        else:
+            per_block = made_num_params(features, context, hidden, made_hidden_blocks, 3 * num_bins - 1)
         return num_blocks * per_block
 
     def _block_step(self, k: int) -> Step:

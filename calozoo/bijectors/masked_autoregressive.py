@@ -7,6 +7,7 @@ import tensorflow_probability as tfp
 
 from calozoo.bijectors.made import MADE
 from calozoo.bijectors.rq_spline import SplineSettings, rqs_forward, rqs_inverse
+from calozoo.bijectors.zuko_made import ZukoMADE
 
 tfb = tfp.bijectors
 
@@ -29,7 +30,8 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
         Papamakarios et al., arXiv:1705.07057; Kingma et al., arXiv:1606.04934; Durkan et al., arXiv:1906.04032.
     """
 
-    def __init__(self, made: MADE, spline: SplineSettings, spline_direction="forward", validate_args=False, name=None):
+    def __init__(self, made: MADE | ZukoMADE, spline: SplineSettings, spline_direction="forward", validate_args=False,
+                 name=None):
         parameters = dict(locals())
         if spline_direction not in ("forward", "inverse"):
             raise ValueError(f"`spline_direction` must be 'forward' or 'inverse'; got {spline_direction!r}.")
@@ -46,7 +48,7 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
             super().__init__(
                 forward_min_event_ndims=1,
                 validate_args=validate_args,
-                dtype=made.in_kernel.dtype,
+                dtype=made.dtype,
                 parameters=parameters,
                 name=name,
             )

@@ -25,8 +25,12 @@ The mapping, piece by piece (keys as the reference module saves them):
   `conditional_standardizer`; `min_max_scale_vals` -> `value_min_max`; `normalize_vals` -> `value_standardizer`;
   `dequantize_coords.{cdf,pdf}_{i}` (the left edge and the width of each bin) -> `dequantizer.cdfs[i]`, the
   size + 1 knots [cdf_0, ..., cdf_{n-1}, cdf_{n-1} + pdf_{n-1}].
-- Not mapped here: the conditional flow (zuko NSF, a MADE-RQS flow) and whole-model import, which also needs the
-  reference's masks in calozoo's config.
+- The conditional flow (zuko NSF): transform k at `conditional_flow.transform.transforms.{k}` keeps its feature
+  `order` and a MaskedMLP `hyper.{0, 2, 4, ...}` with weight (out, in) and boolean `mask` (out, in) on [x, c];
+  calozoo's `ZukoMADE` (network "zuko", built with the same order) derives the same masks, which are checked, and
+  takes kernel = weight^T unmasked (the mask multiplies in every product, as in zuko).
+- Whole-model import (calozoo.models.calopointflow_checkpoint) puts the orders and the couplings' identity features
+  into the config (`conditional_orders`, `latent_identity`, `point_identity`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from calozoo.errors import CheckpointError
 
 __all__ = ["linear_layers", "assign_mlp", "coupling_prefixes", "assign_encoder", "identity_features",
            "coupling_from_state_dict", "assign_coupling", "deepset_coupling_from_state_dict",
-           "assign_deepset_coupling", "assign_preprocessing", "calopointflow_sizes"]
+           "assign_deepset_coupling", "assign_preprocessing", "calopointflow_sizes", "assign_zuko_made",
+           "assign_conditional_flow", "transform_orders", "coupling_identities"]
 
 
 def _array(state_dict: dict, key: str) -> np.ndarray:
@@ -191,6 +196,68 @@ def assign_deepset_coupling(coupling: DeepSetCoupling, state_dict: dict, prefix:
     assign_mlp(coupling.conditioner, hyper)
 
 
+def transform_orders(state_dict: dict, flow: str = "conditional_flow") -> list[list[int]]:
+    """The feature order of every zuko autoregressive transform of `flow`, in density order."""
+    orders = [np.asarray(state_dict.get(f"{prefix}.order", []), np.int64).tolist()
+              for prefix in coupling_prefixes(state_dict, flow)]
+    for prefix, order in zip(coupling_prefixes(state_dict, flow), orders):
+        if sorted(order) != list(range(len(order))) or not order:
+            raise CheckpointError(f"{prefix}.order is {order}, not a permutation of the features.")
+    return orders
+
+
+def coupling_identities(state_dict: dict, flow: str) -> list[list[int]]:
+    """The identity features of every coupling of `flow` (zuko's `mask`), in density order."""
+    return [identity_features(state_dict, prefix).tolist() for prefix in coupling_prefixes(state_dict, flow)]
+
+
+def assign_zuko_made(made, state_dict: dict, prefix: str) -> None:
+    """A zuko `MaskedAutoregressiveTransform` at `prefix` onto a calozoo `ZukoMADE` built with the same order and
+    sizes; its masks must be the ones calozoo derives."""
+    order = np.asarray(state_dict.get(f"{prefix}.order", []), np.int64)
+    if not np.array_equal(order, made.order):
+        raise CheckpointError(f"{prefix}.order is {order.tolist()}; the calozoo network has {made.order.tolist()}.")
+    layers = linear_layers(state_dict, f"{prefix}.hyper")
+    if len(layers) != len(made.net.kernels):
+        raise CheckpointError(f"{prefix}.hyper has {len(layers)} layers; the calozoo network has "
+                              f"{len(made.net.kernels)}.")
+    indices = sorted(int(key.split(".")[-2]) for key in state_dict
+                     if key.startswith(f"{prefix}.hyper.") and key.endswith(".weight"))
+    for index, (kernel, bias), variable, bias_variable, mask in zip(indices, layers, made.net.kernels,
+                                                                     made.net.biases, made.net.masks):
+        stored = np.asarray(state_dict[f"{prefix}.hyper.{index}.mask"], bool).T
+        if kernel.shape != tuple(variable.shape) or not np.array_equal(stored, mask.numpy() > 0):
+            raise CheckpointError(f"{prefix}.hyper.{index}: shape {kernel.shape} or mask differs from zuko's "
+                                  f"MaskedMLP of the calozoo network {tuple(variable.shape)}.")
+        variable.assign(kernel)
+        bias_variable.assign(bias)
+
+
+def assign_conditional_flow(flow, state_dict: dict, prefix: str = "conditional_flow") -> None:
+    """The reference's zuko NSF onto an `AutoregressiveRQSFlow` with network "zuko" (standard normal base)."""
+    prefixes = coupling_prefixes(state_dict, prefix)
+    if len(prefixes) != len(flow.mades):
+        raise CheckpointError(f"{prefix} has {len(prefixes)} transforms; the calozoo flow has {len(flow.mades)}.")
+    loc, scale = _array(state_dict, f"{prefix}.base._0"), _array(state_dict, f"{prefix}.base._1")
+    if np.any(loc != 0.0) or np.any(scale != 1.0):
+        raise CheckpointError(f"{prefix}.base is not a standard normal (loc {loc.tolist()}, scale "
+                              f"{scale.tolist()}).")
+    for made, transform in zip(flow.mades, prefixes):
+        assign_zuko_made(made, state_dict, transform)
+
+
+def _conditional_sizes(state_dict: dict) -> dict:
+    """`CaloPointFlowConfig` sizes of the reference's conditional flow (zuko NSF on 2 features, context 1)."""
+    prefixes = coupling_prefixes(state_dict, "conditional_flow")
+    hyper = linear_layers(state_dict, f"{prefixes[0]}.hyper")
+    hidden, layers = _conditioner_sizes(hyper, prefixes[0])
+    if hyper[0][0].shape[0] != 3:
+        raise CheckpointError(f"{prefixes[0]}.hyper reads {hyper[0][0].shape[0]} inputs; CaloPointFlow's conditional "
+                              "flow reads 2 conditionals and 1 context.")
+    return {"conditional_transforms": len(prefixes), "conditional_hidden": hidden, "conditional_layers": layers,
+            "conditional_bins": _bins(hyper[-1][0].shape[1], 2, prefixes[0]), "conditional_network": "zuko"}
+
+
 def assign_preprocessing(model, state_dict: dict) -> None:
     """The reference's frozen statistics onto a calozoo CaloPointFlow (variant II) built for the same grid."""
     def normalize(name):
@@ -215,9 +282,9 @@ def assign_preprocessing(model, state_dict: dict) -> None:
         cdf.assign(np.concatenate([left, left[-1:] + width[-1:]]))
 
 
-def calopointflow_sizes(state_dict: dict) -> dict:
-    """The `CaloPointFlowConfig` sizes of the encoder, latent flow and point flow that the state_dict implies (the
-    conditional flow and the masks are not read)."""
+def calopointflow_sizes(state_dict: dict, conditional: bool = False) -> dict:
+    """The `CaloPointFlowConfig` sizes of the encoder, latent flow and point flow that the state_dict implies, and
+    with `conditional` those of the conditional flow (the masks and orders are not read here)."""
     point = linear_layers(state_dict, "encoder.point_net")
     latent = linear_layers(state_dict, "encoder.reduce_net")
     latent_couplings = coupling_prefixes(state_dict, "latent_flow")
@@ -229,6 +296,7 @@ def calopointflow_sizes(state_dict: dict) -> dict:
     latent_dim = _array(state_dict, "encoder.mu_mapping.weight").shape[0]
     latent_transformed = latent_dim - len(identity_features(state_dict, latent_couplings[0]))
     return {
+        **(_conditional_sizes(state_dict) if conditional else {}),
         "latent_dim": latent_dim,
         "encoder_point_hidden": [k.shape[1] for k, _ in point[:-1]], "encoder_width": point[-1][0].shape[1],
         "encoder_latent_hidden": [k.shape[1] for k, _ in latent[:-1]], "encoder_latent_width": latent[-1][0].shape[1],

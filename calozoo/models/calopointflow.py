@@ -23,11 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from calozoo import stateless
-from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
+from calozoo.bijectors.autoregressive_flow import NETWORKS, AutoregressiveRQSFlow
 from calozoo.bijectors.composition import Composition, Step
 from calozoo.bijectors.deepset_coupling import DeepSetCoupling, deepset_coupling_num_params
 from calozoo.bijectors.gaussian_base import LOG_2PI, standard_normal_log_prob
-from calozoo.bijectors.made import made_num_params
 from calozoo.bijectors.rq_coupling import RQSCoupling, random_coupling_masks, rqs_coupling_num_params
 from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.point_clouds import (
@@ -64,6 +63,13 @@ class CaloPointFlowConfig(FlowConfig):
 
     Hidden-layer lists count hidden layers: `encoder_point_hidden=[64, 128, 1024]` with `encoder_width=1024` is
     3 -> 64 -> 128 -> 1024 -> (Linear) 1024. `*_layers` are the hidden layers of a flow's conditioner MLP.
+
+    `conditional_network` is the masked network of the conditional flow: "zuko" is the reference's (zuko's NSF: a
+    MaskedMLP on [x, c], every transform in its own random feature order; the paper configurations), "nflows" the
+    default (nflows' MADE with its own context layer, transforms separated by random permutations; what configs
+    written before the option were trained with). `conditional_orders`, `latent_identity` and `point_identity`,
+    where given, fix the orders of the zuko transforms and the identity features of every latent / point coupling
+    (an imported checkpoint's); otherwise they are drawn from `mask_seed`.
     """
 
     family_label = "CaloPointFlow"
@@ -80,6 +86,8 @@ class CaloPointFlowConfig(FlowConfig):
     conditional_bins: int = 12
     conditional_hidden: int = 128
     conditional_layers: int = 3
+    conditional_network: str = "nflows"  # "zuko" (the reference's network) or "nflows"; see the class docstring
+    conditional_orders: tuple | None = None  # zuko only: one feature order per transform
     latent_transforms: int = 8
     latent_bins: int = 8
     latent_hidden: int = 1024
@@ -96,6 +104,8 @@ class CaloPointFlowConfig(FlowConfig):
     slope: float = 1e-4
     logit_eps: float = 1e-6
     probit_eps: float = 1e-6
+    latent_identity: tuple | None = None  # the identity features of every latent coupling
+    point_identity: tuple | None = None  # the identity features of every point coupling
     max_rounds: int = 64  # model I: sampling rounds until every shower has its number of distinct cells
     seed: int = 0
     mask_seed: int = 0
@@ -108,11 +118,29 @@ class CaloPointFlowConfig(FlowConfig):
             raise ValueError(f"`variant` must be 'II' or 'I'; got {self.variant!r}.")
         for key in ("encoder_point_hidden", "encoder_latent_hidden", "set_hidden", "summary_hidden"):
             object.__setattr__(self, key, tuple(int(v) for v in getattr(self, key)))
+        if self.conditional_network not in NETWORKS:
+            raise ValueError(f"`conditional_network` must be one of {list(NETWORKS)}; "
+                             f"got {self.conditional_network!r}.")
+        for key, count in (("conditional_orders", self.conditional_transforms),
+                           ("latent_identity", self.latent_transforms), ("point_identity", self.point_transforms)):
+            self._fix_index_lists(key, count)
+        if self.conditional_orders is not None and self.conditional_network != "zuko":
+            raise ValueError("`conditional_orders` are the orders of zuko transforms; set conditional_network='zuko'.")
         for key in ("conditional_transforms", "latent_transforms", "point_transforms", "latent_dim"):
             if getattr(self, key) < 1:
                 raise ValueError(f"`{key}` must be >= 1; got {getattr(self, key)}.")
         if self.latent_dim < 2:
             raise ValueError(f"`latent_dim` must be >= 2 (a coupling needs two halves); got {self.latent_dim}.")
+
+    def _fix_index_lists(self, key: str, count: int) -> None:
+        """Turns a given list of index lists into a tuple of tuples, one per transform."""
+        value = getattr(self, key)
+        if value is None:
+            return
+        value = tuple(tuple(int(i) for i in indices) for indices in value)
+        if len(value) != count:
+            raise ValueError(f"`{key}` needs one index list per transform ({count}); got {len(value)}.")
+        object.__setattr__(self, key, value)
 
     def spline_with(self, num_bins: int) -> SplineSettings:
         """zuko's RQS: `num_bins` bins on [-5, 5], soft-clipped raw values, no minimum sizes."""
@@ -128,14 +156,19 @@ class CaloPointFlowConfig(FlowConfig):
         return 3 + self.latent_dim
 
     def point_masks(self) -> list[np.ndarray]:
-        """The identity features of every point-flow layer: alternately 2 and 1 of 3 (II), 2 of 4 (I), at random."""
+        """The identity features of every point-flow layer: `point_identity`, or alternately 2 and 1 of 3 (II),
+        2 of 4 (I), at random."""
+        if self.point_identity is not None:
+            return [np.array(indices) for indices in self.point_identity]
         rng = np.random.default_rng(self.mask_seed + 1)
         sizes = [2 if k % 2 == 0 else 1 for k in range(self.point_transforms)] if self.variant == "II" else \
             [2] * self.point_transforms
         return [random_coupling_masks(self.point_dim, size, rng)[0] for size in sizes]
 
     def latent_masks(self) -> list[np.ndarray]:
-        """Random halves of the latent that each latent-flow layer leaves unchanged."""
+        """The features that each latent-flow layer leaves unchanged: `latent_identity`, or random halves."""
+        if self.latent_identity is not None:
+            return [np.array(indices) for indices in self.latent_identity]
         rng = np.random.default_rng(self.mask_seed)
         return [random_coupling_masks(self.latent_dim, self.latent_dim // 2, rng)[0]
                 for _ in range(self.latent_transforms)]
@@ -145,11 +178,12 @@ class CaloPointFlowConfig(FlowConfig):
         encoder = (mlp_num_params(self.point_dim, list(self.encoder_point_hidden), self.encoder_width)
                    + mlp_num_params(self.encoder_width, list(self.encoder_latent_hidden), self.encoder_latent_width)
                    + mlp_num_params(self.encoder_latent_width, [], 2 * self.latent_dim))
-        conditional = self.conditional_transforms * made_num_params(
-            2, 1, self.conditional_hidden, self.conditional_layers - 1, 3 * self.conditional_bins - 1)
-        latent = self.latent_transforms * rqs_coupling_num_params(
+        conditional = AutoregressiveRQSFlow.expected_num_params(
+            2, 1, self.conditional_hidden, self.conditional_transforms, self.conditional_bins,
+            self.conditional_layers - 1, self.conditional_network)
+        latent = sum(rqs_coupling_num_params(
             self.latent_dim, 0, 3, self.latent_hidden, self.latent_layers, self.latent_bins, conditioner="mlp",
-            n_identity=self.latent_dim // 2)
+            n_identity=len(mask)) for mask in self.latent_masks())
         if self.variant == "II":
             point = sum(deepset_coupling_num_params(3, len(mask), self.point_context, self.point_hidden,
                                                     self.point_layers, self.point_bins, self.set_hidden,
@@ -251,12 +285,7 @@ class CaloPointFlow(ShowerGenerator):
                                                   name="dequantizer")
             else:
                 self.coordinate_standardizer = FrozenStandardizer(3, dtype, name="coordinate_standardizer")
-            rng = np.random.default_rng(config.mask_seed + 2)
-            self.conditional_flow = AutoregressiveRQSFlow(
-                features=2, context=1, hidden=config.conditional_hidden, num_blocks=config.conditional_transforms,
-                kind="maf", permutations=[rng.permutation(2) for _ in range(config.conditional_transforms - 1)],
-                made_hidden_blocks=config.conditional_layers - 1, spline=config.spline_with(config.conditional_bins),
-                seed=config.seed + 1, dtype=dtype, name="conditional_flow")
+            self.conditional_flow = self._conditional_flow()
             self.encoder = PointEncoder(config, dtype)
             self.latent_flow = [
                 RQSCoupling(config.latent_dim, 0, 3, config.latent_hidden, config.latent_layers,
@@ -266,6 +295,21 @@ class CaloPointFlow(ShowerGenerator):
             self.point_flow = [self._point_coupling(k, mask) for k, mask in enumerate(config.point_masks())]
         self.latent_composition = Composition([Step.of(c, conditioned=True) for c in self.latent_flow])
         self.point_composition = Composition([Step.of(c, conditioned=True) for c in self.point_flow])
+
+    def _conditional_flow(self) -> AutoregressiveRQSFlow:
+        """The MAF-RQS on the two conditionals: zuko transforms in their own orders, or nflows MADEs with random
+        permutations between them (`CaloPointFlowConfig.conditional_network`)."""
+        c = self.config
+        rng = np.random.default_rng(c.mask_seed + 2)
+        if c.conditional_network == "zuko":
+            orders = c.conditional_orders or [rng.permutation(2) for _ in range(c.conditional_transforms)]
+            arrangement = dict(network="zuko", orders=orders)
+        else:
+            arrangement = dict(permutations=[rng.permutation(2) for _ in range(c.conditional_transforms - 1)])
+        return AutoregressiveRQSFlow(
+            features=2, context=1, hidden=c.conditional_hidden, num_blocks=c.conditional_transforms, kind="maf",
+            made_hidden_blocks=c.conditional_layers - 1, spline=c.spline_with(c.conditional_bins), seed=c.seed + 1,
+            dtype=self.dtype, name="conditional_flow", **arrangement)
 
     def _point_coupling(self, k, mask):
         c = self.config

@@ -1,14 +1,16 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
 The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I),
-iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow) and CaloMan DS1 (GAE + EPL flow + DE flow). Each
-says which files it takes, how the sizes are read from them and how the model is built; reading, checking and
-writing the artifact are shared.
+iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow), CaloMan DS1 (GAE + EPL flow + DE flow) and
+CaloPointFlow II DS2/DS3 (one Lightning `.ckpt`). Each says which files it takes, how the sizes are read from them
+and how the model is built; reading, checking and writing the artifact are shared.
 
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
-unpickles the file with `weights_only=True` and hands on numpy arrays. A `.npz` of the same state_dict (keys as in
-PyTorch) needs no PyTorch. Everything is converted and checked before the artifact directory is written, so a bad
-checkpoint leaves nothing behind.
+unpickles the file with `weights_only=True` and hands on numpy arrays. A Lightning `.ckpt` (which pickles omegaconf
+hyperparameters that `weights_only=True` refuses) is read without PyTorch by `calozoo.workflow.torch_zip`, whose
+allowlist runs none of the file's code; its `state_dict` is what is imported. A `.npz` of the same state_dict (keys
+as in PyTorch) needs no PyTorch either. Everything is converted and checked before the artifact directory is written,
+so a bad checkpoint leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ import numpy as np
 
 from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.bijectors.nflows_state_dict import flow_layout
+from calozoo.bijectors.zuko_state_dict import calopointflow_sizes
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
-from calozoo.models import caloflow_checkpoint, caloman_checkpoint, icaloflow_checkpoint
+from calozoo.models import caloflow_checkpoint, caloman_checkpoint, calopointflow_checkpoint, icaloflow_checkpoint
 from calozoo.registry import USER, artifact_roots, get_entry
+from calozoo.workflow.torch_zip import plain, read_torch_zip
 
-__all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card", "IMPORTERS"]
+__all__ = ["read_checkpoint", "read_lightning_checkpoint", "file_sha256", "import_checkpoint", "render_import_card",
+           "IMPORTERS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,10 @@ class Importer:
     config_from: Callable[[dict, dict], tuple[dict, dict]]  # (base config, states by flow) -> (config, inferred)
     build: Callable[[dict, dict], object]  # (config, states by flow) -> the model with the weights
     verified: str  # the card's "Verified" paragraph
+    # raises CheckpointError on a Lightning checkpoint's hyperparameters (plain dicts) that calozoo cannot follow
+    check_hyperparameters: Callable[[dict], None] = lambda hyper_parameters: None
+    library: str = "nflows 0.14"  # the flow library of the reference code
+    conversion: str = "weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)"
 
 
 IMPORTERS: dict[str, Importer] = {
@@ -111,7 +120,27 @@ IMPORTERS: dict[str, Importer] = {
                  "(tests/reference/): preprocessing, both flows' log-densities and samples, the encoder and decoder "
                  "and one generation batch from the same noise agree to float64 rounding, with "
                  "`renormalize_layers=false` and up to the deviations of docs/models.md section 5.5 (the pion "
-                 "models share the code path; only their preprocessing was compared)."),
+                 "models share the code path; only their preprocessing was compared).",
+        conversion="weights converted to float64 unchanged (kernel = weight^T; nflows MADE masks applied: "
+                   "(weight * mask)^T)"),
+    "calopointflow": Importer(
+        title="CaloPointFlow II (DS2, DS3)",
+        repository=calopointflow_checkpoint.REFERENCE_REPOSITORY, commit=calopointflow_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "model", "ckpt", "Lightning",
+                              "a .ckpt of its ModelCheckpoint: '{epoch}-{val_loss}.ckpt' or last.ckpt",
+                              lambda state: calopointflow_sizes(state, conditional=True)),),
+        role_parts=(),
+        config_from=calopointflow_checkpoint.calopointflow_config_from_checkpoint,
+        build=calopointflow_checkpoint.calopointflow_from_checkpoint,
+        verified="The mapping is tested against the reference code's own outputs for a DS2 checkpoint that its "
+                 "Lightning training wrote (tests/reference/): the conditional-flow, latent-flow and point-flow "
+                 "log-densities, the encoder, and samples of the three flows from the same noise agree to float64 "
+                 "rounding (DS3 shares the code path but was not compared separately).",
+        check_hyperparameters=calopointflow_checkpoint.check_hyperparameters,
+        library="zuko 1.1.0, Lightning",
+        conversion="weights converted to float64 unchanged (zuko masks kept: kernel = weight^T, multiplied by the "
+                   "mask); the preprocessing statistics its freezables froze in epoch 0 taken as they are "
+                   "(std = sqrt(var))"),
 }
 
 
@@ -146,18 +175,42 @@ def _torch_state_dict(path: Path) -> dict:
     return {key: value.detach().cpu().numpy() for key, value in loaded.items()}
 
 
-def read_checkpoint(path) -> dict[str, np.ndarray]:
-    """A reference checkpoint's state_dict as numpy arrays: from a `.pt` (PyTorch, loaded lazily) or a `.npz`."""
+def read_lightning_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
+    """The `state_dict` of a Lightning `.ckpt` as numpy arrays, read without PyTorch (`torch_zip`), and what the
+    checkpoint says of its training: `lightning_version`, `epoch`, `global_step` and the `hyper_parameters` (plain
+    dicts; the module's `config` repeated there and the `data` section, paths of the training machine, left out)."""
+    loaded = read_torch_zip(path)
+    state = loaded.get("state_dict") if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise CheckpointError(f"{path} is a PyTorch file without a Lightning 'state_dict' of tensors.")
+    hyper = plain(loaded.get("hyper_parameters"))
+    hyper = {k: v for k, v in hyper.items() if k not in ("config", "data")} if isinstance(hyper, dict) else {}
+    summary = {"lightning_version": plain(loaded.get("pytorch-lightning_version")), "epoch": plain(loaded.get("epoch")),
+               "global_step": plain(loaded.get("global_step")), "hyper_parameters": hyper}
+    return dict(state), summary
+
+
+def _read_with_summary(path) -> tuple[dict[str, np.ndarray], dict]:
+    """(state_dict, training summary) of any checkpoint `read_checkpoint` reads; the summary is a Lightning one's
+    (`read_lightning_checkpoint`), empty for the other formats."""
     path = Path(path)
     if not path.is_file():
         raise CalozooError(f"checkpoint {path} does not exist (or is not a file).")
+    if path.suffix == ".ckpt":
+        return read_lightning_checkpoint(path)
     if path.suffix != ".npz":
-        return _torch_state_dict(path)
+        return _torch_state_dict(path), {}
     try:
         with np.load(path, allow_pickle=False) as stored:
-            return {key: stored[key] for key in stored.files}
+            return {key: stored[key] for key in stored.files}, {}
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable .npz of a state_dict: {error}") from None
+
+
+def read_checkpoint(path) -> dict[str, np.ndarray]:
+    """A reference checkpoint's state_dict as numpy arrays: from a Lightning `.ckpt` (no PyTorch needed), a `.pt`
+    (PyTorch, loaded lazily) or a `.npz`."""
+    return _read_with_summary(path)[0]
 
 
 def _unknown_overrides(base: dict, overrides: dict) -> None:
@@ -185,13 +238,17 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         "",
         "## Origin: imported",
         "",
-        f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} (nflows 0.14)",
+        f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} ({metadata['library']})",
     ]
     for part, source in origin["checkpoints"].items():
         label = f"{source['flow']} ({part})" if "flow" in source else part
         lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
+        if "training" in source:
+            training = source["training"]
+            lines.append(f"  (pytorch-lightning {training['lightning_version']}, saved in epoch {training['epoch']} "
+                         f"after step {training['global_step']})")
     lines += [
-        "- weights converted to float64 unchanged (kernel = weight^T; nflows MADE masks applied: (weight * mask)^T)",
+        f"- {metadata['conversion']}",
         "- not trained or measured by calozoo: no held-out metrics; evaluate it with `calozoo generate` and "
         "`calozoo evaluate`",
         "",
@@ -247,29 +304,34 @@ def _importer(name: str, entry, files: dict) -> Importer:
     return importer
 
 
-def _read_part(part: CheckpointPart, path) -> dict:
-    """A part's state_dict, with its flow structure checked (the error names the file and the flow)."""
-    state = read_checkpoint(path)
+def _read_part(importer: Importer, part: CheckpointPart, path) -> tuple[dict, dict]:
+    """A part's state_dict and training summary, with its structure and hyperparameters checked (the error names the
+    file and the part)."""
+    state, summary = _read_with_summary(path)
     try:
         part.check(state)
+        if summary:
+            importer.check_hyperparameters(summary["hyper_parameters"])
     except CheckpointError as error:
         given = f"{part.option} {Path(path).name}" if part.option else Path(path).name
         raise CheckpointError(f"{given} (the {part.label} checkpoint): {error}") from None
-    return state
+    return state, summary
 
 
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
                       first_layer_flow=None, latent_flow=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow or CaloMan model into
-    `<root>/<name>/v<N>/`.
+    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow, CaloMan or CaloPointFlow II model
+    into `<root>/<name>/v<N>/`.
 
     Args:
         name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
-            iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones).
+            iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones), a CaloMan one
+            (`caloman-ds1-photon`, `caloman-ds1-pion`) or a CaloPointFlow II one.
         checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
             `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
-            `ds_2_flow_3_student.pt`); CaloMan: the GAE checkpoint (`checkpoints/gae_vae_best_valid.pt`); or a
-            `.npz` of its state_dict.
+            `ds_2_flow_3_student.pt`); CaloMan: the GAE checkpoint (`checkpoints/gae_vae_best_valid.pt`);
+            CaloPointFlow (`calopointflow-ds2-electron`, `-ds3-`): the Lightning `.ckpt` of its training; or a `.npz`
+            of its state_dict.
         energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
             Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); CaloMan:
             the EPL flow (`checkpoints/epl_nf_best_valid.pt`); or a `.npz`.
@@ -287,7 +349,8 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
              "latent_flow": latent_flow}
     importer = _importer(name, entry, files)
     _unknown_overrides(entry.config, overrides)
-    states = {part.flow: _read_part(part, files[part.argument]) for part in importer.parts}
+    read = {part.flow: _read_part(importer, part, files[part.argument]) for part in importer.parts}
+    states = {flow: state for flow, (state, _) in read.items()}
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
     config, inferred = importer.config_from(base, states)
     _contradicting_overrides(inferred, overrides)
@@ -299,7 +362,9 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
     model = importer.build(config, states)
     root = Path(output_root or artifact_roots()[USER])
     checkpoints = {part.key: {"flow": part.label, "file": str(files[part.argument]),
-                              "sha256": file_sha256(files[part.argument])} for part in importer.parts}
+                              "sha256": file_sha256(files[part.argument]),
+                              **({"training": read[part.flow][1]} if read[part.flow][1] else {})}
+                   for part in importer.parts}
     metadata = {
         "num_params": model.num_params,
         "origin": {"kind": "imported", "reference_repository": importer.repository,
@@ -311,6 +376,8 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
                           "file": str(checkpoint)},
         "import_command": _import_command(name, importer, files, overrides),
         "verified": importer.verified,
+        "library": importer.library,
+        "conversion": importer.conversion,
         "version": max(artifact_versions(root / name), default=0) + 1,
     }
     card = render_import_card(name, entry.description, metadata)

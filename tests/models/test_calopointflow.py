@@ -25,16 +25,33 @@ def tiny_model(variant="II", dtype="float64", **changes) -> CaloPointFlow:
 def test_paper_parameter_counts_without_building():
     """d2_II: encoder 3.16 M + conditional 0.51 M + latent 29.42 M + point 6.87 M = about 40 M (MODELS.md 4.2).
 
-    The conditional flow is 512 328 here against zuko's 510 792: our MADE adds the context through its own
-    ReLU'd layer (+128 per transform) instead of concatenating it to the input."""
-    counts = CaloPointFlowConfig.from_dict(calozoo.get_entry("calopointflow-ds2-electron").config).expected_num_params()
-    assert counts == {"encoder": 3_158_656, "conditional_flow": 512_328, "latent_flow": 29_421_056,
-                      "point_flow": 6_868_254, "total": 39_960_294}
-    assert calozoo.get_entry("calopointflow-ds2-electron").extra["published"]["params_computed_here"] == 39_960_294
+    The paper configurations take the reference's conditional network (`conditional_network: zuko`, 510 792
+    parameters); nflows' MADE, which adds the context through its own ReLU'd layer (+128 per transform), has
+    512 328 and stays in the compact variants that the shipped artifacts were trained with."""
+    entry = calozoo.get_entry("calopointflow-ds2-electron")
+    counts = CaloPointFlowConfig.from_dict(entry.config).expected_num_params()
+    assert counts == {"encoder": 3_158_656, "conditional_flow": 510_792, "latent_flow": 29_421_056,
+                      "point_flow": 6_868_254, "total": 39_958_758}
+    assert entry.extra["published"]["params_computed_here"] == 39_958_758
+    nflows = CaloPointFlowConfig.from_dict({**entry.config, "conditional_network": "nflows"})
+    assert nflows.expected_num_params()["conditional_flow"] == 512_328
     ds3 = CaloPointFlowConfig.from_dict(calozoo.get_entry("calopointflow-ds3-electron").config)
-    assert ds3.expected_num_params()["total"] == 39_960_294  # d3_II = d2_II except the batch size
+    assert ds3.expected_num_params()["total"] == 39_958_758  # d3_II = d2_II except the batch size
     model_i = CaloPointFlowConfig.from_dict(calozoo.get_entry("calopointflow-ds2-electron-i").config)
-    assert model_i.expected_num_params()["total"] == 33_765_424
+    assert model_i.expected_num_params()["total"] == 33_763_888
+
+
+def test_paper_configurations_take_the_zuko_network_and_the_shipped_models_keep_theirs():
+    for name in ("calopointflow-ds2-electron", "calopointflow-ds3-electron"):
+        assert CaloPointFlowConfig.from_dict(calozoo.get_entry(name).config).conditional_network == "zuko"
+        assert calozoo.get_entry(name).variant("compact").config["conditional_network"] == "nflows"
+    assert CaloPointFlowConfig().conditional_network == "nflows"  # configs written before the option load as trained
+    model = CaloPointFlow(CaloPointFlowConfig(conditional_network="zuko", **TINY))
+    assert model.num_params == model.config.expected_num_params()["total"]
+    with pytest.raises(ValueError, match="`conditional_network` must be one of"):
+        CaloPointFlowConfig(conditional_network="made")
+    with pytest.raises(ValueError, match="set conditional_network='zuko'"):
+        CaloPointFlowConfig(conditional_orders=[[0, 1]], conditional_transforms=1)
 
 
 @pytest.mark.parametrize("variant", ["II", "I"])

@@ -98,12 +98,21 @@ def scatter_sum_or_mean(src, index, dim=-1, reduce="sum"):
     return total / count.clamp(min=1).view(view)
 
 
-def install_stand_ins() -> None:
-    """The module stand-ins described in the module docstring."""
+def install_stand_ins(lightning: bool = True) -> None:
+    """The module stand-ins described in the module docstring (`lightning=False`: all but pytorch_lightning)."""
     import torch
 
     scatter = types.ModuleType("torch_scatter")
     scatter.scatter = scatter_sum_or_mean
+    vision, datasets, vision_utils = (types.ModuleType(name) for name in (
+        "torchvision", "torchvision.datasets", "torchvision.datasets.utils"))
+    for name in ("calculate_md5", "check_integrity", "download_url", "verify_str_arg"):
+        setattr(vision_utils, name, None)
+    vision.datasets, datasets.utils = datasets, vision_utils
+    sys.modules.update({"torch_scatter": scatter, "torchvision": vision, "torchvision.datasets": datasets,
+                        "torchvision.datasets.utils": vision_utils})
+    if not lightning:
+        return
 
     class LightningModule(torch.nn.Module):
         def __init__(self, *args, **kwargs):
@@ -122,15 +131,8 @@ def install_stand_ins() -> None:
         "pytorch_lightning.utilities.types")
     types_module.STEP_OUTPUT = object
     lightning.utilities, utilities.types = utilities, types_module
-    vision, datasets, vision_utils = (types.ModuleType(name) for name in (
-        "torchvision", "torchvision.datasets", "torchvision.datasets.utils"))
-    for name in ("calculate_md5", "check_integrity", "download_url", "verify_str_arg"):
-        setattr(vision_utils, name, None)
-    vision.datasets, datasets.utils = datasets, vision_utils
-    sys.modules.update({"torch_scatter": scatter, "pytorch_lightning": lightning,
-                        "pytorch_lightning.utilities": utilities, "pytorch_lightning.utilities.types": types_module,
-                        "torchvision": vision, "torchvision.datasets": datasets,
-                        "torchvision.datasets.utils": vision_utils})
+    sys.modules.update({"pytorch_lightning": lightning, "pytorch_lightning.utilities": utilities,
+                        "pytorch_lightning.utilities.types": types_module})
 
 
 def synthetic_showers(rng: np.random.Generator) -> np.ndarray:
