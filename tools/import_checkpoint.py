@@ -8,10 +8,11 @@ from calozoo_tools.train import _overrides
 
 @click.command("import")
 @click.argument("name")
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("--energy-flow", required=True, type=click.Path(dir_okay=False),
               help="The energy flow the reference saves apart: CaloFlow's Flow-I (rec_energy_flow/gamma.pt or "
-                   "piplus.pt), iCaloFlow's Flow-1 (ds_2_flow_1.pt; the teacher's, also for a student).")
+                   "piplus.pt), iCaloFlow's Flow-1 (ds_2_flow_1.pt; the teacher's, also for a student), L2LFlow's "
+                   "energy flow (ENERGY_DIR/flows/flow.pt).")
 @click.option("--first-layer-flow", type=click.Path(dir_okay=False), default=None,
               help="iCaloFlow only: the Flow-2 checkpoint (ds_2_flow_2.pt, or ds_2_flow_2_student.pt).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
@@ -23,8 +24,9 @@ def import_command(name, checkpoint, energy_flow, first_layer_flow, settings, ou
     """Import the reference code's checkpoints as model NAME; writes NAME/vN to the user store (load it with
     NAME@user). CaloFlow DS1: CHECKPOINT is Flow-II (model_checkpoint.pt, weight_checkpoint.pt, student.pt) and
     --energy-flow Flow-I. iCaloFlow: CHECKPOINT is Flow-3 (ds_2_flow_3.pt, ds_2_flow_3_student.pt), --energy-flow
-    Flow-1 and --first-layer-flow Flow-2. Each may be a .npz of the state_dict instead; reading .pt files needs
-    PyTorch: pip install 'calozoo[peers]'."""
+    Flow-1 and --first-layer-flow Flow-2. ConvL2LFlow: CHECKPOINT is the causal result folder (CAUSAL_DIR of the
+    reference's generator.py: flows/flowXX_final.pt, trafo.pt) and --energy-flow ENERGY_DIR/flows/flow.pt. Each file
+    may be a .npz of the state_dict instead; reading .pt files needs PyTorch: pip install 'calozoo[peers]'."""
     from calozoo.workflow.import_checkpoint import import_checkpoint
 
     directory = import_checkpoint(name, checkpoint, energy_flow, overrides=_overrides(settings),

@@ -1,11 +1,13 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
-The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I)
-and iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow). Each says which files it takes, how the sizes
-are read from them and how the model is built; reading, checking and writing the artifact are shared.
+The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I),
+iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow) and convolutional L2LFlows DS2/DS3 (a folder of 45
+layer flows and the voxel maxima + the energy flow). Each says which files it takes, how the sizes are read from them
+and how the model is built; reading, checking and writing the artifact are shared.
 
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
-unpickles the file with `weights_only=True` and hands on numpy arrays. A `.npz` of the same state_dict (keys as in
+unpickles the file with `weights_only=True` and hands on numpy arrays (the state_dict itself, or the one under
+`model_state_dict` or `weights`). A `.npz` of the same state_dict (keys as in
 PyTorch) needs no PyTorch. Everything is converted and checked before the artifact directory is written, so a bad
 checkpoint leaves nothing behind.
 """
@@ -23,7 +25,7 @@ import numpy as np
 from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.bijectors.nflows_state_dict import flow_layout
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
-from calozoo.models import caloflow_checkpoint, icaloflow_checkpoint
+from calozoo.models import caloflow_checkpoint, icaloflow_checkpoint, l2lflow_checkpoint
 from calozoo.registry import USER, artifact_roots, get_entry
 
 __all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import_card", "IMPORTERS"]
@@ -31,14 +33,18 @@ __all__ = ["read_checkpoint", "file_sha256", "import_checkpoint", "render_import
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointPart:
-    """One checkpoint file of a model: the `import_checkpoint` argument (and CLI option) that gives it, the flow of
-    the model it fills (the key of the family's `states` dict), and its name in the card, metadata and errors."""
+    """One checkpoint file (or folder) of a model: the `import_checkpoint` argument (and CLI option) that gives it,
+    the flow of the model it fills (the key of the family's `states` dict), and its name in the card, metadata and
+    errors. `check` raises CheckpointError unless the state is of the right structure; a folder part has `members`,
+    which names its files, and its state is a dict of their state_dicts by name."""
 
     argument: str  # "checkpoint" (the CLI's CHECKPOINT argument) or a keyword of import_checkpoint
     flow: str  # the model's flow this state_dict fills
     key: str  # metadata key: origin.checkpoints.<key>
     label: str  # the reference's name of the flow: "Flow-II", "Flow-3", ...
     files: str  # what the reference's training script names the file
+    check: Callable[[dict], object] = flow_layout
+    members: Callable[[Path], dict[str, Path]] | None = None  # a folder: its files by name
 
     @property
     def option(self) -> str | None:
@@ -57,6 +63,8 @@ class Importer:
     config_from: Callable[[dict, dict], tuple[dict, dict]]  # (base config, states by flow) -> (config, inferred)
     build: Callable[[dict, dict], object]  # (config, states by flow) -> the model with the weights
     verified: str  # the card's "Verified" paragraph
+    library: str = "nflows 0.14"  # the flow library of the reference code
+    conversion: str = "nflows masks applied: kernel = (weight * mask)^T"  # how the card says the weights were mapped
 
 
 IMPORTERS: dict[str, Importer] = {
@@ -91,6 +99,25 @@ IMPORTERS: dict[str, Importer] = {
                  "(tests/reference/): the log-densities of Flow-1, Flow-2 and Flow-3 (teacher and student) and an "
                  "inductive generation step of the student from the same noise agree to float64 rounding (DS3 "
                  "shares the code path but was not compared separately)."),
+    "l2lflow": Importer(
+        title="ConvL2LFlow (DS2, DS3)",
+        repository=l2lflow_checkpoint.REFERENCE_REPOSITORY, commit=l2lflow_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "layer_flows", "causal", "causal layer flows",
+                              "CAUSAL_DIR, the causal result folder: flows/flowXX_final.pt for every layer, trafo.pt",
+                              check=l2lflow_checkpoint.check_causal_states, members=l2lflow_checkpoint.causal_files),
+               CheckpointPart("energy_flow", "energy_flow", "energy", "energy flow",
+                              "ENERGY_DIR/flows/flow.pt, the file the reference's generator.py loads",
+                              check=l2lflow_checkpoint.check_energy_state)),
+        role_parts=(),
+        config_from=l2lflow_checkpoint.l2lflow_config_from_checkpoints,
+        build=l2lflow_checkpoint.l2lflow_from_checkpoints,
+        verified="The mapping is tested against the reference code's own outputs (tests/reference/): the reference's "
+                 "generator.py on a folder of 45 DS2 layer flows and an energy flow saved by the reference's "
+                 "`Flow.save` (small sizes), generating from the same noise, and the log-densities of its samples, "
+                 "agree to float64 rounding (DS3 shares the code path but was not compared separately).",
+        library="nflows fork ThorstenBuss/nflows @ 138f868",
+        conversion="channels-first images and kernels transposed to TensorFlow's layout, the reference's forms "
+                   "(`reference_forms`, `energy_input_permutation`)"),
 }
 
 
@@ -103,8 +130,12 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
+_STATE_KEYS = ("model_state_dict", "weights")  # CaloFlow / iCaloFlow's `save_all`; ConvL2LFlow's `Flow.save`
+
+
 def _torch_state_dict(path: Path) -> dict:
-    """The tensors of a `torch.save`d checkpoint (its `model_state_dict` if it has one) as numpy arrays."""
+    """The tensors of a `torch.save`d checkpoint (its `model_state_dict` or `weights` if it has one) as numpy
+    arrays."""
     try:
         import torch
     except ImportError:
@@ -115,10 +146,13 @@ def _torch_state_dict(path: Path) -> dict:
     except Exception as error:  # any unpickling failure: not a checkpoint this can read
         raise CheckpointError(f"{path} is not a PyTorch checkpoint that loads with weights_only=True: "
                               f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("model_state_dict"), dict):
-        loaded = loaded["model_state_dict"]
+    for key in _STATE_KEYS:
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+            break
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise CheckpointError(f"{path} holds neither a dict with 'model_state_dict' nor a state_dict of tensors.")
+        raise CheckpointError(f"{path} holds neither a dict with {' or '.join(map(repr, _STATE_KEYS))} nor a "
+                              "state_dict of tensors.")
     return {key: value.detach().cpu().numpy() for key, value in loaded.items()}
 
 
@@ -161,13 +195,19 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
         "",
         "## Origin: imported",
         "",
-        f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} (nflows 0.14)",
+        f"- reference code: {origin['reference_repository']} @ {origin['reference_commit']} "
+        f"({origin.get('library', 'nflows 0.14')})",
     ]
     for part, source in origin["checkpoints"].items():
         label = f"{source['flow']} ({part})" if "flow" in source else part
-        lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
+        if "members" in source:
+            lines.append(f"- {label}: `{source['file']}`, {len(source['members'])} files:")
+            lines += [f"  - `{member}`, SHA-256 `{digest}`" for member, digest in source["members"].items()]
+        else:
+            lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
     lines += [
-        "- weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)",
+        f"- weights converted to float64 unchanged "
+        f"({origin.get('conversion', 'nflows masks applied: kernel = (weight * mask)^T')})",
         "- not trained or measured by calozoo: no held-out metrics; evaluate it with `calozoo generate` and "
         "`calozoo evaluate`",
         "",
@@ -222,29 +262,54 @@ def _importer(name: str, entry, files: dict) -> Importer:
     return importer
 
 
-def _read_part(part: CheckpointPart, path) -> dict:
-    """A part's state_dict, with its flow structure checked (the error names the file and the flow)."""
-    state = read_checkpoint(path)
+def _part_files(part: CheckpointPart, path) -> dict[str, Path]:
+    """The files of a part by name: a folder part's `members`, or the one file under its own name."""
+    if part.members is None:
+        return {Path(path).name: Path(path)}
     try:
-        flow_layout(state)
+        return part.members(Path(path))
+    except CheckpointError as error:
+        raise CheckpointError(f"{part.option or 'CHECKPOINT'} (the {part.label}): {error}") from None
+
+
+def _read_part(part: CheckpointPart, path) -> dict:
+    """A part's state_dict (a folder part's: its state_dicts by name), with its structure checked (the error names
+    the file and the flow)."""
+    files = _part_files(part, path)
+    state = (read_checkpoint(path) if part.members is None
+             else {name: read_checkpoint(file) for name, file in files.items()})
+    try:
+        part.check(state)
     except CheckpointError as error:
         given = f"{part.option} {Path(path).name}" if part.option else Path(path).name
         raise CheckpointError(f"{given} (the {part.label} checkpoint): {error}") from None
     return state
 
 
+def _provenance(part: CheckpointPart, path) -> dict:
+    """The metadata of a part: its file and SHA-256, or a folder's files (relative to it) and theirs."""
+    if part.members is None:
+        return {"flow": part.label, "file": str(path), "sha256": file_sha256(path)}
+    members = {str(file.relative_to(path)): file_sha256(file) for file in _part_files(part, path).values()}
+    return {"flow": part.label, "file": str(path), "members": members}
+
+
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
                       first_layer_flow=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1 or iCaloFlow model into `<root>/<name>/v<N>/`.
+    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow or ConvL2LFlow model into
+    `<root>/<name>/v<N>/`.
 
     Args:
-        name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
-            iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones).
+        name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones), an
+            iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones) or an L2LFlow one
+            (`l2lflow-ds2-electron`, `l2lflow-ds3-electron`).
         checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
             `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
-            `ds_2_flow_3_student.pt`); or a `.npz` of its state_dict.
+            `ds_2_flow_3_student.pt`); or a `.npz` of its state_dict. L2LFlow: the causal result folder (its
+            `flows/flowXX_final.pt` and `trafo.pt`, each may be a `.npz`).
         energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
-            Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); or a `.npz`.
+            Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); L2LFlow:
+            the energy flow (`ENERGY_DIR/flows/flow.pt`); or a `.npz`.
         overrides: config entries the checkpoints cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
             from the tensor shapes and a contradicting override is refused.
         output_root: artifact root (default: the user store).
@@ -261,19 +326,19 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
     config, inferred = importer.config_from(base, states)
     _contradicting_overrides(inferred, overrides)
-    if config["role"] != entry.config.get("role"):
+    if importer.role_parts and config["role"] != entry.config.get("role"):
         given = [Path(files[argument]).name for argument in importer.role_parts]
         raise CheckpointError(f"{' and '.join(given)} {'holds' if len(given) == 1 else 'hold'} a {config['role']} "
                               f"(its blocks are {'MAF' if config['role'] == 'teacher' else 'IAF'}); '{name}' is a "
                               f"{entry.config.get('role')}.")
     model = importer.build(config, states)
     root = Path(output_root or artifact_roots()[USER])
-    checkpoints = {part.key: {"flow": part.label, "file": str(files[part.argument]),
-                              "sha256": file_sha256(files[part.argument])} for part in importer.parts}
+    checkpoints = {part.key: _provenance(part, files[part.argument]) for part in importer.parts}
     metadata = {
         "num_params": model.num_params,
         "origin": {"kind": "imported", "reference_repository": importer.repository,
-                   "reference_commit": importer.commit, "checkpoints": checkpoints},
+                   "reference_commit": importer.commit, "library": importer.library,
+                   "conversion": importer.conversion, "checkpoints": checkpoints},
         "inferred_config": inferred,
         "config_overrides": overrides,
         "config_changes": {k: v for k, v in config.items() if entry.config.get(k) != v},
