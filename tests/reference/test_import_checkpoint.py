@@ -96,6 +96,11 @@ def test_exported_import_passes_the_export_checks(imported, tmp_path, monkeypatc
     assert_export_passes_the_checks("caloflow-ds1-photon-student", imported["student"], tmp_path, monkeypatch)
 
 
+# The float32 export of the same imported (float64) student, `calozoo export NAME@user` without --float64 and the
+# in-memory model loaded with dtype="float32", passed these five checks too (2026-12-06: 122 s, beside 145 s for the
+# float64 export above, at a load average of 12 on 2 cores), which the suite's budget cannot hold as well.
+
+
 # ----- the command line and bad input ----------------------------------------------------------------------------
 
 def invoke(*args):
