@@ -30,6 +30,8 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
 
     Towards the base (density): x -> B_0 -> P_0 -> B_1 -> ... -> z. With `kind="maf"` that direction is one
     MADE pass per block (teacher); with `kind="iaf"` the sampling direction z -> x is (student).
+    `input_permutation` (default none) adds a permutation P_in before B_0, x -> P_in -> B_0 -> ...: with n - 1
+    permutations after the blocks that is nflows' [Permutation, MADE] per block (ConvL2LFlow's energy flow).
 
     `network="zuko"` takes zuko's masked network (`ZukoMADE`) in every block instead of nflows' MADE, each block
     in its own feature `orders[k]` (zuko's NSF / MAF, whose flows have no permutation steps): `made_hidden_blocks + 1`
@@ -52,6 +54,7 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         num_blocks: int,
         kind: str = "maf",
         permutations: Sequence[np.ndarray] | None = None,
+        input_permutation: np.ndarray | None = None,
         made_hidden_blocks: int = 1,
         dropout: float = 0.0,
         spline: SplineSettings | None = None,
@@ -88,6 +91,8 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         with self.name_scope:
             self.mades = [network_of_block(k) for k in range(num_blocks)]
             self.permutations = [FixedPermutation(p, name=f"permutation{k}") for k, p in enumerate(permutations)]
+            self.input_permutation = (None if input_permutation is None
+                                      else FixedPermutation(input_permutation, name="input_permutation"))
         direction = "forward" if kind == "maf" else "inverse"
         self.blocks = [MaskedAutoregressiveRQS(m, self.spline, direction, name=f"block{k}")
                        for k, m in enumerate(self.mades)]
@@ -127,8 +132,9 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         return Step(f"iaf{k}", sequential, one_pass, conditioned=True, bijector=tfb.Invert(block, name=f"iaf{k}"))
 
     def _composition(self) -> Composition:
-        """Block B_k then permutation P_k, for every k, in the density order x -> z."""
-        steps = []
+        """The input permutation (if any), then block B_k and permutation P_k for every k, in the density order
+        x -> z."""
+        steps = [] if self.input_permutation is None else [Step.permutation(self.input_permutation)]
         for k in range(len(self.blocks)):
             steps.append(self._block_step(k))
             if k < len(self.permutations):

@@ -26,7 +26,8 @@ code by tests/reference/test_l2lflow_reference.py:
 The energy flow (`MAFlow`) is nflows MADE-RQS blocks, mapped by `calozoo.bijectors.nflows_state_dict.assign_made`;
 its transforms are [Permutation, MADE] per block, a permutation BEFORE each block, whereas calozoo's
 `AutoregressiveRQSFlow` puts one after each block: `assign_permuted_maf` maps permutation k + 1 to calozoo's
-permutation k and returns the reference's first permutation, which the caller applies to the input.
+permutation k and the reference's first permutation to the flow's `input_permutation` (L2LFlow's config
+`energy_input_permutation: true`); a flow without one gets it returned, for the caller to apply to the input.
 """
 
 from __future__ import annotations
@@ -167,13 +168,18 @@ def assign_conv_layer_flow(flow, state_dict: dict, prefix: str = TRANSFORM_PREFI
 
 
 def assign_permuted_maf(flow, state_dict: dict, prefix: str = TRANSFORM_PREFIX) -> np.ndarray:
-    """A reference `MAFlow` ([Permutation, MADE-RQS] per block) into an `AutoregressiveRQSFlow` (MAF, as many
-    permutations as blocks). calozoo's permutation k becomes the reference's permutation k + 1, its last one the
-    identity; returns the reference's first permutation `p`: calozoo's flow models `x[:, p]` (nflows' Permutation
-    forward), so log p(x) = flow.log_prob(x[:, p]) and a sample is flow.sample(...)[:, argsort(p)]."""
+    """A reference `MAFlow` ([Permutation, MADE-RQS] per block) into an `AutoregressiveRQSFlow` (MAF), whose
+    permutation k becomes the reference's permutation k + 1. Returns the reference's first permutation `p`.
+
+    A flow with an `input_permutation` (and blocks - 1 permutations after its blocks) takes `p` there and is then
+    the reference's function. A flow without one (one permutation per block) gets the identity as its last
+    permutation and models `x[:, p]` (nflows' Permutation forward): log p(x) = flow.log_prob(x[:, p]), and a
+    sample is flow.sample(...)[:, argsort(p)]."""
     blocks = len(flow.mades)
-    if flow.kind != "maf" or len(flow.permutations) != blocks:
-        raise CheckpointError("the reference's energy flow needs a MAF with one permutation per block.")
+    after = blocks - (flow.input_permutation is not None)
+    if flow.kind != "maf" or len(flow.permutations) != after:
+        raise CheckpointError("the reference's energy flow needs a MAF with an input permutation and one permutation "
+                              "between blocks, or one permutation per block.")
     permutations = []
     for k in range(blocks):
         key = f"{prefix}.{2 * k}._permutation"
@@ -187,7 +193,11 @@ def assign_permuted_maf(flow, state_dict: dict, prefix: str = TRANSFORM_PREFIX) 
         assign_made(flow.mades[k], state_dict, f"{prefix}.{2 * k + 1}.autoregressive_net")
     if f"{prefix}.{2 * blocks}._permutation" in state_dict:
         raise CheckpointError(f"the state_dict has more than the {blocks} blocks of this model.")
-    for permutation, values in zip(flow.permutations, permutations[1:] + [np.arange(flow.features)]):
+    if flow.input_permutation is None:
+        pairs = list(zip(flow.permutations, permutations[1:] + [np.arange(flow.features)]))
+    else:
+        pairs = list(zip(flow.permutations, permutations[1:])) + [(flow.input_permutation, permutations[0])]
+    for permutation, values in pairs:
         permutation.permutation.assign(values)
         permutation.inverse_permutation.assign(np.argsort(values))
     return permutations[0]

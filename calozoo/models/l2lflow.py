@@ -99,6 +99,13 @@ class L2LFlowConfig(FlowConfig):
     # U-Net bottleneck, the 1x1 convolutions' permutation on their inputs, the fork's spline slopes), as the paper
     # configurations do; the shipped compact artifacts were trained with calozoo's forms (False).
     reference_forms: bool = False
+    # True: the energy flow permutes its input before its first block, as the reference's `MAFlow` does ([Permutation,
+    # MADE] per block; an imported checkpoint's first permutation), and has energy_blocks - 1 permutations after its
+    # blocks; False (calozoo's trained models): a permutation after each block only.
+    energy_input_permutation: bool = False
+    # True: the previous layers are context channels oldest first (layer i - P, ..., i - 1), as the reference's data
+    # loader and generator stack them (an imported checkpoint); False (calozoo's trained models): newest first.
+    previous_oldest_first: bool = False
     max_veto_rounds: int = 20
     permutation_seed: int = 0
     seed: int = 0
@@ -177,10 +184,12 @@ class L2LFlow(ShowerGenerator):
         self.n_layers = config.n_layers
         self.n_r, self.n_alpha = config.image_shape
         rng = np.random.default_rng(config.permutation_seed)
+        permutations = [rng.permutation(self.n_layers) for _ in range(config.energy_blocks)]
+        first = permutations.pop(0) if config.energy_input_permutation else None
         with self.name_scope:
             self.energy_flow = AutoregressiveRQSFlow(
                 features=self.n_layers, context=1, hidden=config.energy_hidden, num_blocks=config.energy_blocks,
-                kind="maf", permutations=[rng.permutation(self.n_layers) for _ in range(config.energy_blocks)],
+                kind="maf", permutations=permutations, input_permutation=first,
                 made_hidden_blocks=config.energy_made_hidden_blocks, spline=config.energy_spline, seed=config.seed,
                 dtype=self.dtype, name="energy_flow")
             # The per-layer-index voxel maximum over the training set (GeV), set by `set_layer_maxima`.
@@ -284,13 +293,14 @@ class L2LFlow(ShowerGenerator):
 
         Args:
             previous: transformed previous layers (N, P, r, alpha), previous[:, k] = layer - 1 - k, zeros where
-                that layer does not exist.
+                that layer does not exist; they become channels in this order, or oldest first with the config's
+                `previous_oldest_first`.
             energy_gev, incident_gev: (N, 1).
         """
         shared = self.config.layer_flows == "shared"
         count = self.config.previous_layers if shared else min(self.config.previous_layers, layer)
         ones = tf.ones_like(previous[:, 0])
-        channels = [previous[:, k] for k in range(count)]
+        channels = [previous[:, k] for k in range(count)][:: -1 if self.config.previous_oldest_first else 1]
         channels += [ones * self.energy_channel(energy_gev)[:, :, None],
                      ones * self.incident_condition(incident_gev)[:, :, None]]
         context = tf.stack(channels, axis=-1)
@@ -335,11 +345,18 @@ class L2LFlow(ShowerGenerator):
         layers = self.layers_gev(showers)
         incident = tf.reshape(tf.cast(incident_energies, self.dtype), [-1, 1]) / 1e3
         seeds = [None, None] if seed is None else tf.unstack(stateless.split(seed, 2))
-        total = self.energy_flow.log_prob(self.energy_flow_x(self.energies_after_cut(layers), seeds[0]),
-                                          self.incident_condition(incident))
+        energy_x = self.energy_flow_x(self.energies_after_cut(layers), seeds[0])
         noisy = self.noisy_voxels(layers, seeds[1])
-        energies = self.energies_after_cut(noisy)
         transformed = self.transform_voxels(noisy, tf.range(self.n_layers)[None, :])
+        return self.preprocessed_log_prob(energy_x, transformed, self.energies_after_cut(noisy), incident)
+
+    def preprocessed_log_prob(self, energy_x, transformed, energies_gev, incident_gev):
+        """log p per shower in the preprocessed coordinates: the energy flow's on `energy_x` (N, 45) (logits of the
+        scaled layer energies) given E_inc (N, 1) GeV, plus each layer flow's on `transformed` (N, 45, r, alpha)
+        (`transform_voxels`) given the previous layers, the layer energies `energies_gev` (N, 45) and E_inc."""
+        energy_x, transformed, energies, incident = (tf.cast(v, self.dtype) for v in
+                                                     (energy_x, transformed, energies_gev, incident_gev))
+        total = self.energy_flow.log_prob(energy_x, self.incident_condition(incident))
         if self.config.layer_flows == "shared":
             return total + self._shared_log_prob(transformed, energies, incident)
         for layer in range(self.n_layers):
@@ -392,17 +409,41 @@ class L2LFlow(ShowerGenerator):
         incident = tf.cast(incident_energies, self.dtype) / 1e3
         energy_seed, layer_seed = tf.unstack(stateless.split(seed, 2))
         energies = self.sample_layer_energies(incident, energy_seed)
+
+        def draw(flow, layer, context, weights):
+            return flow.sample(context, stateless.fold_in(layer_seed, layer), weights)
+
+        return tf.cast(self._showers_from(energies, incident, draw), tf.float32)
+
+    def showers_from_noise(self, incident_energies, energy_noise, layer_noise):
+        """Showers (N, V) MeV in the model's dtype from given standard-normal noise, without the veto: the energy
+        flow's `energy_noise` (N, 45) and the layer flows' `layer_noise` (N, 45, h, w, c) (each flow's base
+        shape, `ConvLayerFlow.squeezed_shape`). The reference comparison's entry point; `sample_showers` draws the
+        noise itself."""
+        incident = tf.cast(incident_energies, self.dtype) / 1e3
+        logits = self.energy_flow.sample_from_noise(energy_noise, self.incident_condition(incident))
+        c = self.config
+        energies = inverse_logit_transform(logits, c.energy_logit_alpha, clamp=True) / c.energy_scale_gev
+        noise = tf.convert_to_tensor(layer_noise, self.dtype)
+
+        def draw(flow, layer, context, weights):
+            return flow.to_data(tf.gather(noise, layer, axis=1), context, weights)[0]
+
+        return self._showers_from(energies, incident, draw)
+
+    def _showers_from(self, energies, incident, draw):
+        """Showers (N, V) MeV (model dtype) given the layer energies (N, 45) and E_inc (N, 1) GeV, each layer drawn
+        by `draw(flow, layer, context, cached weights)` (layer a Python int, or a tensor for the shared flow)."""
         n = tf.shape(incident)[0]
         previous = tf.zeros(tf.stack([n, max(self.config.previous_layers, 1), self.n_r, self.n_alpha]), self.dtype)
         if self.config.layer_flows == "shared":
-            transformed = self._sample_shared(previous, energies, incident, layer_seed)
+            transformed = self._sample_shared(previous, energies, incident, draw)
         else:
             samples = []
             for layer in range(self.n_layers):
                 flow = self.layer_flows[layer]
                 context = self.layer_context(layer, previous, energies[:, layer : layer + 1], incident)
-                sample = flow.sample(context, stateless.fold_in(layer_seed, layer),
-                                     flow.cached_weights())
+                sample = draw(flow, layer, context, flow.cached_weights())
                 previous = tf.concat([sample[:, None], previous[:, :-1]], axis=1)
                 samples.append(sample)
             transformed = tf.stack(samples, axis=1)
@@ -413,20 +454,20 @@ class L2LFlow(ShowerGenerator):
             if self.config.keep_filled_layers:
                 rows, target = keep_filled_rows(rows, self._layer_rows(voxels), target, self.config.cut_gev)
             kept = tf.reshape(rescale_rows(rows, target), tf.shape(voxels))
-        return tf.cast(self.showers_mev(kept), tf.float32)
+        return self.showers_mev(kept)
 
     def _layer_rows(self, voxels):
         """(N, 45, r, alpha) layer images as (N, 45, r x alpha) rows."""
         return tf.reshape(voxels, tf.stack([tf.shape(voxels)[0], self.n_layers, -1]))
 
-    def _sample_shared(self, previous, energies, incident, seed):
+    def _sample_shared(self, previous, energies, incident, draw):
         weights = self.layer_flow.cached_weights()
         samples = tf.TensorArray(self.dtype, size=self.n_layers)
 
         def body(layer, previous, samples):
             energy = tf.gather(energies, [layer], axis=1)
             context = self.layer_context(None, previous, energy, incident, layer)
-            sample = self.layer_flow.sample(context, stateless.fold_in(seed, layer), weights)
+            sample = draw(self.layer_flow, layer, context, weights)
             return layer + 1, tf.concat([sample[:, None], previous[:, :-1]], axis=1), samples.write(layer, sample)
 
         _, _, samples = tf.while_loop(lambda layer, *_: layer < self.n_layers, body,

@@ -1,12 +1,14 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
 The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I),
-iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow), CaloMan DS1 (GAE + EPL flow + DE flow) and
-CaloPointFlow II DS2/DS3 (one Lightning `.ckpt`). Each says which files it takes, how the sizes are read from them
+iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow), CaloMan DS1 (GAE + EPL flow + DE flow),
+CaloPointFlow II DS2/DS3 (one Lightning `.ckpt`) and convolutional L2LFlows DS2/DS3 (a folder of 45 layer flows and
+the voxel maxima + the energy flow). Each says which files it takes, how the sizes are read from them
 and how the model is built; reading, checking and writing the artifact are shared.
 
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
-unpickles the file with `weights_only=True` and hands on numpy arrays. A Lightning `.ckpt` (which pickles omegaconf
+unpickles the file with `weights_only=True` and hands on numpy arrays (the state_dict itself, or the one under
+`model_state_dict`, `module_state_dict` or `weights`). A Lightning `.ckpt` (which pickles omegaconf
 hyperparameters that `weights_only=True` refuses) is read without PyTorch by `calozoo.workflow.torch_zip`, whose
 allowlist runs none of the file's code; its `state_dict` is what is imported. A `.npz` of the same state_dict (keys
 as in PyTorch) needs no PyTorch either. Everything is converted and checked before the artifact directory is written,
@@ -27,7 +29,13 @@ from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.bijectors.nflows_state_dict import flow_layout
 from calozoo.bijectors.zuko_state_dict import calopointflow_sizes
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
-from calozoo.models import caloflow_checkpoint, caloman_checkpoint, calopointflow_checkpoint, icaloflow_checkpoint
+from calozoo.models import (
+    caloflow_checkpoint,
+    caloman_checkpoint,
+    calopointflow_checkpoint,
+    icaloflow_checkpoint,
+    l2lflow_checkpoint,
+)
 from calozoo.registry import USER, artifact_roots, get_entry
 from calozoo.workflow.torch_zip import plain, read_torch_zip
 
@@ -46,6 +54,7 @@ class CheckpointPart:
     label: str  # the reference's name of the flow: "Flow-II", "Flow-3", ...
     files: str  # what the reference's training script names the file
     check: Callable[[dict], object] = flow_layout  # reads the state_dict's structure; CheckpointError if it fits not
+    members: Callable[[Path], dict[str, Path]] | None = None  # a folder: its files by name
 
     @property
     def option(self) -> str | None:
@@ -141,6 +150,25 @@ IMPORTERS: dict[str, Importer] = {
         conversion="weights converted to float64 unchanged (zuko masks kept: kernel = weight^T, multiplied by the "
                    "mask); the preprocessing statistics its freezables froze in epoch 0 taken as they are "
                    "(std = sqrt(var))"),
+    "l2lflow": Importer(
+        title="ConvL2LFlow (DS2, DS3)",
+        repository=l2lflow_checkpoint.REFERENCE_REPOSITORY, commit=l2lflow_checkpoint.REFERENCE_COMMIT,
+        parts=(CheckpointPart("checkpoint", "layer_flows", "causal", "causal layer flows",
+                              "CAUSAL_DIR, the causal result folder: flows/flowXX_final.pt for every layer, trafo.pt",
+                              check=l2lflow_checkpoint.check_causal_states, members=l2lflow_checkpoint.causal_files),
+               CheckpointPart("energy_flow", "energy_flow", "energy", "energy flow",
+                              "ENERGY_DIR/flows/flow.pt, the file the reference's generator.py loads",
+                              check=l2lflow_checkpoint.check_energy_state)),
+        role_parts=(),
+        config_from=l2lflow_checkpoint.l2lflow_config_from_checkpoints,
+        build=l2lflow_checkpoint.l2lflow_from_checkpoints,
+        verified="The mapping is tested against the reference code's own outputs (tests/reference/): the reference's "
+                 "generator.py on a folder of 45 DS2 layer flows and an energy flow saved by the reference's "
+                 "`Flow.save` (small sizes), generating from the same noise, and the log-densities of its samples, "
+                 "agree to float64 rounding (DS3 shares the code path but was not compared separately).",
+        library="nflows fork ThorstenBuss/nflows @ 138f868",
+        conversion="weights converted to float64 unchanged (channels-first images and kernels transposed to "
+                   "TensorFlow's layout, the reference's forms: `reference_forms`, `energy_input_permutation`)"),
 }
 
 
@@ -153,9 +181,12 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
+_STATE_KEYS = ("model_state_dict", "module_state_dict", "weights")  # CaloFlow's, CaloMan's, ConvL2LFlow's `Flow.save`
+
+
 def _torch_state_dict(path: Path) -> dict:
-    """The tensors of a `torch.save`d checkpoint (its `model_state_dict` or, CaloMan's, `module_state_dict` if it
-    has one) as numpy arrays."""
+    """The tensors of a `torch.save`d checkpoint (the dict under one of `_STATE_KEYS` if it has one) as numpy
+    arrays."""
     try:
         import torch
     except ImportError:
@@ -166,11 +197,12 @@ def _torch_state_dict(path: Path) -> dict:
     except Exception as error:  # any unpickling failure: not a checkpoint this can read
         raise CheckpointError(f"{path} is not a PyTorch checkpoint that loads with weights_only=True: "
                               f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
-    for key in ("model_state_dict", "module_state_dict"):
+    for key in _STATE_KEYS:
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
+            break
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise CheckpointError(f"{path} holds neither a dict with 'model_state_dict' (or 'module_state_dict') nor a "
+        raise CheckpointError(f"{path} holds neither a dict with {' or '.join(map(repr, _STATE_KEYS))} nor a "
                               "state_dict of tensors.")
     return {key: value.detach().cpu().numpy() for key, value in loaded.items()}
 
@@ -242,7 +274,11 @@ def render_import_card(name: str, description: str, metadata: dict) -> str:
     ]
     for part, source in origin["checkpoints"].items():
         label = f"{source['flow']} ({part})" if "flow" in source else part
-        lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
+        if "members" in source:
+            lines.append(f"- {label}: `{source['file']}`, {len(source['members'])} files:")
+            lines += [f"  - `{member}`, SHA-256 `{digest}`" for member, digest in source["members"].items()]
+        else:
+            lines.append(f"- {label}: `{source['file']}`, SHA-256 `{source['sha256']}`")
         if "training" in source:
             training = source["training"]
             lines.append(f"  (pytorch-lightning {training['lightning_version']}, saved in epoch {training['epoch']} "
@@ -304,10 +340,23 @@ def _importer(name: str, entry, files: dict) -> Importer:
     return importer
 
 
+def _part_files(part: CheckpointPart, path) -> dict[str, Path]:
+    """The files of a part by name: a folder part's `members`, or the one file under its own name."""
+    if part.members is None:
+        return {Path(path).name: Path(path)}
+    try:
+        return part.members(Path(path))
+    except CheckpointError as error:
+        raise CheckpointError(f"{part.option or 'CHECKPOINT'} (the {part.label}): {error}") from None
+
+
 def _read_part(importer: Importer, part: CheckpointPart, path) -> tuple[dict, dict]:
-    """A part's state_dict and training summary, with its structure and hyperparameters checked (the error names the
-    file and the part)."""
-    state, summary = _read_with_summary(path)
+    """A part's state_dict (a folder part's: its state_dicts by name) and training summary (a Lightning
+    checkpoint's), with its structure and hyperparameters checked (the error names the file and the part)."""
+    if part.members is None:
+        state, summary = _read_with_summary(path)
+    else:
+        state, summary = {name: read_checkpoint(file) for name, file in _part_files(part, path).items()}, {}
     try:
         part.check(state)
         if summary:
@@ -318,23 +367,37 @@ def _read_part(importer: Importer, part: CheckpointPart, path) -> tuple[dict, di
     return state, summary
 
 
+def _provenance(part: CheckpointPart, path, summary: dict) -> dict:
+    """The metadata of a part: its file and SHA-256 (or a folder's files, relative to it, and theirs), and a
+    Lightning checkpoint's training summary."""
+    if part.members is None:
+        source = {"flow": part.label, "file": str(path), "sha256": file_sha256(path)}
+    else:
+        members = {str(file.relative_to(path)): file_sha256(file) for file in _part_files(part, path).values()}
+        source = {"flow": part.label, "file": str(path), "members": members}
+    return {**source, **({"training": summary} if summary else {})}
+
+
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
                       first_layer_flow=None, latent_flow=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow, CaloMan or CaloPointFlow II model
-    into `<root>/<name>/v<N>/`.
+    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow, CaloMan, CaloPointFlow II or
+    L2LFlow model into `<root>/<name>/v<N>/`.
 
     Args:
         name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
             iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones), a CaloMan one
-            (`caloman-ds1-photon`, `caloman-ds1-pion`) or a CaloPointFlow II one.
+            (`caloman-ds1-photon`, `caloman-ds1-pion`), a CaloPointFlow II one or an L2LFlow one
+            (`l2lflow-ds2-electron`, `l2lflow-ds3-electron`).
         checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
             `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
             `ds_2_flow_3_student.pt`); CaloMan: the GAE checkpoint (`checkpoints/gae_vae_best_valid.pt`);
             CaloPointFlow (`calopointflow-ds2-electron`, `-ds3-`): the Lightning `.ckpt` of its training; or a `.npz`
-            of its state_dict.
+            of its state_dict. L2LFlow: the causal result folder (its `flows/flowXX_final.pt` and `trafo.pt`, each
+            may be a `.npz`).
         energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
             Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); CaloMan:
-            the EPL flow (`checkpoints/epl_nf_best_valid.pt`); or a `.npz`.
+            the EPL flow (`checkpoints/epl_nf_best_valid.pt`); L2LFlow: the energy flow (`ENERGY_DIR/flows/flow.pt`);
+            or a `.npz`.
         overrides: config entries the checkpoints cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
             from the tensor shapes and a contradicting override is refused.
         output_root: artifact root (default: the user store).
@@ -354,17 +417,14 @@ def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict |
     base = {**entry.config, **overrides, "dtype": overrides.get("dtype", "float64")}
     config, inferred = importer.config_from(base, states)
     _contradicting_overrides(inferred, overrides)
-    if config.get("role") != entry.config.get("role"):
+    if importer.role_parts and config.get("role") != entry.config.get("role"):
         given = [Path(files[argument]).name for argument in importer.role_parts]
         raise CheckpointError(f"{' and '.join(given)} {'holds' if len(given) == 1 else 'hold'} a {config['role']} "
                               f"(its blocks are {'MAF' if config['role'] == 'teacher' else 'IAF'}); '{name}' is a "
                               f"{entry.config.get('role')}.")
     model = importer.build(config, states)
     root = Path(output_root or artifact_roots()[USER])
-    checkpoints = {part.key: {"flow": part.label, "file": str(files[part.argument]),
-                              "sha256": file_sha256(files[part.argument]),
-                              **({"training": read[part.flow][1]} if read[part.flow][1] else {})}
-                   for part in importer.parts}
+    checkpoints = {part.key: _provenance(part, files[part.argument], read[part.flow][1]) for part in importer.parts}
     metadata = {
         "num_params": model.num_params,
         "origin": {"kind": "imported", "reference_repository": importer.repository,

@@ -96,6 +96,11 @@ def test_exported_import_passes_the_export_checks(imported, tmp_path, monkeypatc
     assert_export_passes_the_checks("caloflow-ds1-photon-student", imported["student"], tmp_path, monkeypatch)
 
 
+# The float32 export of the same imported (float64) student, `calozoo export NAME@user` without --float64 and the
+# in-memory model loaded with dtype="float32", passed these five checks too (2026-12-06: 122 s, beside 145 s for the
+# float64 export above, at a load average of 12 on 2 cores), which the suite's budget cannot hold as well.
+
+
 # ----- the command line and bad input ----------------------------------------------------------------------------
 
 def invoke(*args):
@@ -125,8 +130,7 @@ def test_cli_imports_into_the_given_root(tmp_path):
     (("caloflow-ds1-photon-teacher", "missing.pt", "--energy-flow", ENERGY), "does not exist"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "hidden=99"), "contradicts"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "colour=2"), "not a setting"),
-    (("l2lflow-ds2-electron", TEACHER, "--energy-flow", ENERGY),
-     "checkpoints of CaloFlow DS1, iCaloFlow (DS2, DS3), CaloMan DS1 and CaloPointFlow II (DS2, DS3) only"),
+    (("l2lflow-ds2-electron", TEACHER, "--energy-flow", ENERGY), "is not a folder: give the reference's causal"),
     (("caloman-ds1-photon", TEACHER, "--energy-flow", ENERGY), "needs its DE flow checkpoint too"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--first-layer-flow", ENERGY),
      "--first-layer-flow is not a checkpoint of CaloFlow DS1"),
