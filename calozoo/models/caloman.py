@@ -66,7 +66,7 @@ class CaloManConfig(FlowConfig):
     label_offset_mev: float = 1e-3
     layer_label_unit_mev: float = 1e5
     snap_incident_energies: bool = True
-    renormalize_layers: bool = True
+    renormalize_layers: bool = False  # the reference; True rescales each decoded layer to sum 1 first (shipped v1)
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float32"

@@ -76,8 +76,9 @@ def test_snapping_to_the_ds1_energies():
 
 
 def test_generation_keeps_the_sampled_layer_energies():
-    """Showers have the layer energies the EPL flow drew for them (same seed), and generation is seeded."""
-    model = CaloMan(CaloManConfig(dtype="float64", **TINY))
+    """With `renormalize_layers` (the shipped artifacts), showers have the layer energies the EPL flow drew for them
+    (same seed), and generation is seeded."""
+    model = CaloMan(CaloManConfig(dtype="float64", renormalize_layers=True, **TINY))
     energies = np.array([[256.0], [4096.0], [65536.0], [4194304.0]])
     seed = tf.constant([3, 4], tf.int32)
     showers = model.sample_showers(tf.constant(energies, tf.float32), seed).numpy()
@@ -92,9 +93,11 @@ def test_generation_keeps_the_sampled_layer_energies():
 
 
 def test_rescaling_multiplies_each_layer_by_its_energy():
-    model = CaloMan(CaloManConfig(**TINY))
     shapes = tf.ones([2, 368])
     layer_energies = tf.constant([[8.0, 16.0, 19.0, 5.0, 0.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    direct = CaloMan(CaloManConfig(**TINY)).showers_from_shapes(shapes, layer_energies).numpy()  # the reference's
+    np.testing.assert_allclose(direct[0, :8], 8.0)
+    model = CaloMan(CaloManConfig(renormalize_layers=True, **TINY))
     showers = model.showers_from_shapes(shapes, layer_energies).numpy()
     np.testing.assert_allclose(showers[0, :8], 1.0)  # 8 voxels share 8 MeV
     np.testing.assert_allclose(showers[0, -5:], 0.0)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from calozoo.artifacts import read_artifact_config
 from calozoo.errors import CheckpointError
 from calozoo.models.caloman import CaloMan, CaloManConfig, snap_to_ds1_energies
 from calozoo.models.caloman_checkpoint import (
@@ -22,7 +23,7 @@ from calozoo.models.caloman_checkpoint import (
     caloman_from_state_dicts,
 )
 from calozoo.preprocessing import energies_from_fractions, inverse_logit_transform
-from calozoo.registry import get_entry
+from calozoo.registry import find_artifact, get_entry
 from tests.reference.comparisons import assert_matches, read_npz, relative_difference
 
 FIXTURES = Path(__file__).resolve().parent / "caloman"
@@ -168,10 +169,13 @@ def test_generation_step_end_to_end(model, cases):
 
 
 def test_renormalised_layers_are_a_documented_deviation(cases):
-    """The registered default rescales each decoded layer to sum 1 before it takes its energy (the reference does
-    not); with this untrained decoder, whose clipped layers do not sum to 1, that changes the showers entirely."""
-    model = reference_model()
-    assert model.config.renormalize_layers
+    """The registered (paper) configurations scale the decoded layers as the reference does; the shipped artifacts
+    rescale each decoded layer to sum 1 before it takes its energy, which with this untrained decoder, whose clipped
+    layers do not sum to 1, changes the showers entirely."""
+    assert not reference_model().config.renormalize_layers
+    for name in ("caloman-ds1-photon", "caloman-ds1-pion"):
+        assert read_artifact_config(find_artifact(name))["config"]["renormalize_layers"]
+    model = reference_model(renormalize_layers=True)
     ours = model.showers_from_noise(cases["incident_energies_mev"], cases["generation_energy_noise"],
                                     cases["generation_latent_noise"])
     assert relative_difference(ours, cases["generation_showers_mev"]) > 0.5

@@ -20,10 +20,9 @@ NAME = "caloman-ds1-photon"
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    """Imported with the command, with the reference's direct layer scaling (`renormalize_layers=false`)."""
+    """Imported with the command (the registered configuration scales the layers directly, as the reference)."""
     root = tmp_path_factory.mktemp("store")
-    result = invoke(NAME, GAE, "--energy-flow", EPL, "--latent-flow", DE, "--set", "renormalize_layers=false",
-                    "--output", root)
+    result = invoke(NAME, GAE, "--energy-flow", EPL, "--latent-flow", DE, "--output", root)
     assert result.exit_code == 0, result.output
     return root / NAME / "v1"
 
@@ -32,8 +31,8 @@ def test_imported_artifact_reproduces_the_reference(imported):
     metadata = json.loads((imported / "metadata.json").read_text())
     assert metadata["origin"]["reference_commit"] == REFERENCE_COMMIT
     assert set(metadata["origin"]["checkpoints"]) == {"gae", "epl", "de"}
-    assert metadata["inferred_config"]["latent_dim"] == 4 and metadata["config_overrides"] == {
-        "renormalize_layers": False}
+    assert metadata["inferred_config"]["latent_dim"] == 4 and metadata["config_overrides"] == {}
+    assert metadata["config_changes"].get("renormalize_layers", False) is False
     model = calozoo.load(imported)
     cases = read_npz(FIXTURES / "cases.npz")
     scale = model.latent_scale.numpy()
