@@ -126,7 +126,8 @@ def test_cli_imports_into_the_given_root(tmp_path):
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "hidden=99"), "contradicts"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--set", "colour=2"), "not a setting"),
     (("l2lflow-ds2-electron", TEACHER, "--energy-flow", ENERGY),
-     "checkpoints of CaloFlow DS1, CaloFlow CaloGAN, iCaloFlow (DS2, DS3), CaloMan DS1 and CaloPointFlow II (DS2, DS3) only"),
+     "checkpoints of CaloFlow DS1, CaloFlow CaloGAN, iCaloFlow (DS2, DS3), CaloMan DS1 and CaloPointFlow II "
+     "(DS2, DS3) only"),
     (("caloman-ds1-photon", TEACHER, "--energy-flow", ENERGY), "needs its DE flow checkpoint too"),
     (("caloflow-ds1-photon-teacher", TEACHER, "--energy-flow", ENERGY, "--first-layer-flow", ENERGY),
      "--first-layer-flow is not a checkpoint of CaloFlow DS1"),
