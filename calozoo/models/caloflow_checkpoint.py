@@ -1,24 +1,31 @@
-"""CaloFlow DS1 models from the reference PyTorch code's checkpoints (state_dicts as numpy arrays).
+"""CaloFlow models (DS1 and CaloGAN) from the reference PyTorch code's checkpoints (state_dicts as numpy arrays).
 
-The reference (Ian-Pang/caloflow-for-calochallenge, `run_gamma_2023.py` / `run_piplus_2023.py`) saves Flow-II
+The DS1 reference (Ian-Pang/caloflow-for-calochallenge, `run_gamma_2023.py` / `run_piplus_2023.py`) saves Flow-II
 (teacher `model_checkpoint.pt` / `weight_checkpoint.pt`, student `student.pt` / `student_weights.pt`) and Flow-I
 (`rec_energy_flow/gamma.pt` or `piplus.pt`) in separate files, each a dict whose `model_state_dict` is an nflows
-`Flow`. The sizes are read from the tensor shapes; the mapping itself is `calozoo.bijectors.nflows_state_dict`.
+`Flow`. The CaloGAN reference (Ian-Pang/AD_with_CF `run.py`, docs/calogan.md) saves the same flows under
+`saved_checkpoints/Flow_II/<particle>.pt` (teacher; `<particle>_full.pt` with the optimizer),
+`<particle>_student.pt` (`<particle>_full_student.pt`) and `saved_checkpoints/Flow_I/<particle>.pt`, with the
+same keys: only the geometry (504 voxels, 3 layers) and the constants of the registered config differ. The sizes
+are read from the tensor shapes; the mapping itself is `calozoo.bijectors.nflows_state_dict`.
 """
 
 from __future__ import annotations
 
 from calozoo.bijectors.nflows_state_dict import NflowsFlowLayout, assign_flow, flow_layout
-from calozoo.data.geometry import load_geometry
+from calozoo.data.geometry import CALOGAN_DATASETS, load_geometry
 from calozoo.errors import CheckpointError
 from calozoo.models.caloflow import CaloFlow, CaloFlowConfig
 
-__all__ = ["REFERENCE_REPOSITORY", "REFERENCE_COMMIT", "IMPORTABLE_DATASETS", "caloflow_config_from_checkpoints",
-           "caloflow_from_checkpoints"]
+__all__ = ["REFERENCE_REPOSITORY", "REFERENCE_COMMIT", "CALOGAN_REFERENCE_REPOSITORY", "CALOGAN_REFERENCE_COMMIT",
+           "DS1_DATASETS", "IMPORTABLE_DATASETS", "caloflow_config_from_checkpoints", "caloflow_from_checkpoints"]
 
 REFERENCE_REPOSITORY = "Ian-Pang/caloflow-for-calochallenge"
 REFERENCE_COMMIT = "f29cd7108b16776177f89aca81073a630d358081"
-IMPORTABLE_DATASETS = ("1-photons", "1-pions")
+CALOGAN_REFERENCE_REPOSITORY = "Ian-Pang/AD_with_CF"
+CALOGAN_REFERENCE_COMMIT = "6aec2569d1c14494bedfb8c0954a0c2260c58f50"
+DS1_DATASETS = ("1-photons", "1-pions")
+IMPORTABLE_DATASETS = DS1_DATASETS + CALOGAN_DATASETS
 
 
 def _check_shower_flow(layout: NflowsFlowLayout, dataset: str) -> None:
@@ -55,8 +62,8 @@ def caloflow_config_from_checkpoints(base: dict, shower_state: dict, energy_stat
     """
     dataset = base.get("dataset", CaloFlowConfig.dataset)
     if dataset not in IMPORTABLE_DATASETS:
-        raise CheckpointError(f"only the CaloFlow DS1 models ({', '.join(IMPORTABLE_DATASETS)}) have a reference "
-                              f"checkpoint format calozoo imports; got dataset {dataset}.")
+        raise CheckpointError(f"only the CaloFlow DS1 and CaloGAN models ({', '.join(IMPORTABLE_DATASETS)}) have a "
+                              f"reference checkpoint format calozoo imports; got dataset {dataset}.")
     shower, energy = flow_layout(shower_state), flow_layout(energy_state)
     _check_shower_flow(shower, dataset)
     _check_energy_flow(energy, dataset, shower.num_bins)

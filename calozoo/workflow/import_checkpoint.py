@@ -1,10 +1,11 @@
 """A checkpoint of the reference PyTorch code as a calozoo artifact in the user store (`calozoo import`).
 
-The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 (Flow-II + Flow-I),
-iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2, one file per flow), CaloMan DS1 (GAE + EPL flow + DE flow),
-CaloPointFlow II DS2/DS3 (one Lightning `.ckpt`) and convolutional L2LFlows DS2/DS3 (a folder of 45 layer flows and
-the voxel maxima + the energy flow). Each says which files it takes, how the sizes are read from them
-and how the model is built; reading, checking and writing the artifact are shared.
+The families whose reference training code saves state_dicts are in `IMPORTERS`: CaloFlow DS1 and CaloFlow on
+CaloGAN (Flow-II + Flow-I; one converter, two reference repositories), iCaloFlow DS2/DS3 (Flow-3 + Flow-1 + Flow-2,
+one file per flow), CaloMan DS1 (GAE + EPL flow + DE flow), CaloPointFlow II DS2/DS3 (one Lightning `.ckpt`) and
+convolutional L2LFlows DS2/DS3 (a folder of 45 layer flows and the voxel maxima + the energy flow). Each says which
+family and datasets it serves, which files it takes, how the sizes are read from them and how the model is built;
+reading, checking and writing the artifact are shared.
 
 Only `read_checkpoint` touches PyTorch, lazily and only for a `.pt` file (`pip install 'calozoo[peers]'`): it
 unpickles the file with `weights_only=True` and hands on numpy arrays (the state_dict itself, or the one under
@@ -28,6 +29,7 @@ import numpy as np
 from calozoo.artifacts import artifact_versions, write_artifact
 from calozoo.bijectors.nflows_state_dict import flow_layout
 from calozoo.bijectors.zuko_state_dict import calopointflow_sizes
+from calozoo.data.geometry import CALOGAN_DATASETS
 from calozoo.errors import CalozooError, CheckpointError, MissingDependencyError
 from calozoo.models import (
     caloflow_checkpoint,
@@ -63,9 +65,12 @@ class CheckpointPart:
 
 @dataclasses.dataclass(frozen=True)
 class Importer:
-    """What `calozoo import` needs to know of one family whose reference training code saves state_dicts."""
+    """What `calozoo import` needs to know of one reference code that saves state_dicts: the registered models it
+    serves (`family` and `datasets`), its files, and how they become a model."""
 
     title: str  # "CaloFlow DS1"
+    family: str  # the registry family of the models it serves
+    datasets: tuple[str, ...]  # ... and their datasets
     repository: str
     commit: str
     parts: tuple[CheckpointPart, ...]  # the first one is the CHECKPOINT argument
@@ -79,24 +84,43 @@ class Importer:
     conversion: str = "weights converted to float64 unchanged (nflows masks applied: kernel = (weight * mask)^T)"
 
 
-IMPORTERS: dict[str, Importer] = {
-    "caloflow": Importer(
-        title="CaloFlow DS1",
-        repository=caloflow_checkpoint.REFERENCE_REPOSITORY, commit=caloflow_checkpoint.REFERENCE_COMMIT,
-        parts=(CheckpointPart("checkpoint", "shower_flow", "flow_ii", "Flow-II",
-                              "model_checkpoint.pt / weight_checkpoint.pt, student.pt / student_weights.pt"),
-               CheckpointPart("energy_flow", "energy_flow", "flow_i", "Flow-I",
-                              "rec_energy_flow/gamma.pt or piplus.pt")),
+def _caloflow_importer(title: str, datasets: tuple[str, ...], repository: str, commit: str, flow_ii_files: str,
+                       flow_i_files: str, verified: str) -> Importer:
+    """A CaloFlow importer (Flow-II + Flow-I, `calozoo.models.caloflow_checkpoint`): DS1 and CaloGAN differ only in
+    the reference code, its file names and what was verified."""
+    return Importer(
+        title=title, family="caloflow", datasets=datasets, repository=repository, commit=commit,
+        parts=(CheckpointPart("checkpoint", "shower_flow", "flow_ii", "Flow-II", flow_ii_files),
+               CheckpointPart("energy_flow", "energy_flow", "flow_i", "Flow-I", flow_i_files)),
         role_parts=("checkpoint",),
         config_from=lambda base, states: caloflow_checkpoint.caloflow_config_from_checkpoints(
             base, states["shower_flow"], states["energy_flow"]),
         build=lambda config, states: caloflow_checkpoint.caloflow_from_checkpoints(
             config, states["shower_flow"], states["energy_flow"]),
-        verified="The mapping is tested against the reference code's own outputs for the DS1 photons "
-                 "(tests/reference/): MADE outputs, MAF/IAF blocks, log-densities and samples from the same noise "
-                 "agree to float64 rounding (the pion flows share the code path but were not compared separately)."),
+        verified=verified)
+
+
+IMPORTERS: dict[str, Importer] = {
+    "caloflow": _caloflow_importer(
+        "CaloFlow DS1", caloflow_checkpoint.DS1_DATASETS, caloflow_checkpoint.REFERENCE_REPOSITORY,
+        caloflow_checkpoint.REFERENCE_COMMIT,
+        "model_checkpoint.pt / weight_checkpoint.pt, student.pt / student_weights.pt",
+        "rec_energy_flow/gamma.pt or piplus.pt",
+        "The mapping is tested against the reference code's own outputs for the DS1 photons "
+        "(tests/reference/): MADE outputs, MAF/IAF blocks, log-densities and samples from the same noise "
+        "agree to float64 rounding (the pion flows share the code path but were not compared separately)."),
+    "caloflow-calogan": _caloflow_importer(
+        "CaloFlow CaloGAN", CALOGAN_DATASETS, caloflow_checkpoint.CALOGAN_REFERENCE_REPOSITORY,
+        caloflow_checkpoint.CALOGAN_REFERENCE_COMMIT,
+        "saved_checkpoints/Flow_II/<particle>.pt or <particle>_full.pt (teacher), <particle>_student.pt or "
+        "<particle>_full_student.pt (student)",
+        "saved_checkpoints/Flow_I/<particle>.pt",
+        "The mapping is tested against the reference code's own outputs on the CaloGAN geometry "
+        "(tests/reference/test_caloflow_calogan_reference.py): MADE outputs, MAF/IAF blocks, log-densities, "
+        "samples and the generation chain from the same noise agree to float64 rounding; the reference has one "
+        "configuration for e+, gamma and pi+."),
     "icaloflow": Importer(
-        title="iCaloFlow (DS2, DS3)",
+        title="iCaloFlow (DS2, DS3)", family="icaloflow", datasets=("2", "3"),
         repository=icaloflow_checkpoint.REFERENCE_REPOSITORY, commit=icaloflow_checkpoint.REFERENCE_COMMIT,
         parts=(CheckpointPart("checkpoint", "layer_flow", "flow_3", "Flow-3",
                               "ds_{2,3}_flow_3.pt, or ds_{2,3}_flow_3_student.pt for a student"),
@@ -112,7 +136,7 @@ IMPORTERS: dict[str, Importer] = {
                  "inductive generation step of the student from the same noise agree to float64 rounding (DS3 "
                  "shares the code path but was not compared separately)."),
     "caloman": Importer(
-        title="CaloMan DS1",
+        title="CaloMan DS1", family="caloman", datasets=("1-photons", "1-pions"),
         repository=caloman_checkpoint.REFERENCE_REPOSITORY, commit=caloman_checkpoint.REFERENCE_COMMIT,
         parts=(CheckpointPart("checkpoint", "autoencoder", "gae", "GAE", "checkpoints/gae_vae_best_valid.pt (or "
                               "_latest)", caloman_checkpoint.check_autoencoder_state),
@@ -133,7 +157,7 @@ IMPORTERS: dict[str, Importer] = {
         conversion="weights converted to float64 unchanged (kernel = weight^T; nflows MADE masks applied: "
                    "(weight * mask)^T)"),
     "calopointflow": Importer(
-        title="CaloPointFlow II (DS2, DS3)",
+        title="CaloPointFlow II (DS2, DS3)", family="calopointflow", datasets=("2", "3"),
         repository=calopointflow_checkpoint.REFERENCE_REPOSITORY, commit=calopointflow_checkpoint.REFERENCE_COMMIT,
         parts=(CheckpointPart("checkpoint", "model", "ckpt", "Lightning",
                               "a .ckpt of its ModelCheckpoint: '{epoch}-{val_loss}.ckpt' or last.ckpt",
@@ -151,7 +175,7 @@ IMPORTERS: dict[str, Importer] = {
                    "mask); the preprocessing statistics its freezables froze in epoch 0 taken as they are "
                    "(std = sqrt(var))"),
     "l2lflow": Importer(
-        title="ConvL2LFlow (DS2, DS3)",
+        title="ConvL2LFlow (DS2, DS3)", family="l2lflow", datasets=("2", "3"),
         repository=l2lflow_checkpoint.REFERENCE_REPOSITORY, commit=l2lflow_checkpoint.REFERENCE_COMMIT,
         parts=(CheckpointPart("checkpoint", "layer_flows", "causal", "causal layer flows",
                               "CAUSAL_DIR, the causal result folder: flows/flowXX_final.pt for every layer, trafo.pt",
@@ -321,13 +345,15 @@ def _import_command(name: str, importer: Importer, files: dict, overrides: dict)
 
 
 def _importer(name: str, entry, files: dict) -> Importer:
-    """The family's Importer, after checking that `files` give exactly its checkpoints."""
-    importer = IMPORTERS.get(entry.family)
+    """The Importer of the model's family and dataset, after checking that `files` give exactly its checkpoints."""
+    dataset = entry.config.get("dataset")
+    importer = next((item for item in IMPORTERS.values()
+                     if item.family == entry.family and dataset in item.datasets), None)
     *others, last = [item.title for item in IMPORTERS.values()]
     titles = f"{', '.join(others)} and {last}" if others else last
     if importer is None:
         raise CalozooError(f"calozoo import reads the reference checkpoints of {titles} only; '{name}' is a "
-                           f"{entry.family} model.")
+                           f"{entry.family} model of dataset {dataset}.")
     wanted = {part.argument: part for part in importer.parts}
     for argument, path in files.items():
         if path is not None and argument not in wanted:
@@ -380,24 +406,25 @@ def _provenance(part: CheckpointPart, path, summary: dict) -> dict:
 
 def import_checkpoint(name: str, checkpoint, energy_flow=None, overrides: dict | None = None, output_root=None,
                       first_layer_flow=None, latent_flow=None) -> Path:
-    """Converts the reference checkpoints of a registered CaloFlow DS1, iCaloFlow, CaloMan, CaloPointFlow II or
-    L2LFlow model into `<root>/<name>/v<N>/`.
+    """Converts the reference checkpoints of a registered CaloFlow (DS1, CaloGAN), iCaloFlow, CaloMan, CaloPointFlow
+    II or L2LFlow model into `<root>/<name>/v<N>/`.
 
     Args:
-        name: a registered CaloFlow DS1 name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones) or an
-            iCaloFlow one (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones), a CaloMan one
-            (`caloman-ds1-photon`, `caloman-ds1-pion`), a CaloPointFlow II one or an L2LFlow one
-            (`l2lflow-ds2-electron`, `l2lflow-ds3-electron`).
-        checkpoint: CaloFlow: the Flow-II checkpoint (`model_checkpoint.pt` / `weight_checkpoint.pt` for a teacher,
-            `student.pt` / `student_weights.pt` for a student); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
+        name: a registered CaloFlow name (`caloflow-ds1-photon-teacher`, `...-student`, the pion ones,
+            `caloflow-calogan-{eplus,gamma,piplus}-{teacher,student}`), an iCaloFlow one
+            (`icaloflow-ds2-electron-teacher`, `...-student`, the DS3 ones), a CaloMan one (`caloman-ds1-photon`,
+            `caloman-ds1-pion`), a CaloPointFlow II one or an L2LFlow one (`l2lflow-ds2-electron`, `-ds3-`).
+        checkpoint: CaloFlow: the Flow-II checkpoint (DS1: `model_checkpoint.pt` / `weight_checkpoint.pt` for a
+            teacher, `student.pt` / `student_weights.pt` for a student; CaloGAN: `saved_checkpoints/Flow_II/eplus.pt`,
+            `eplus_student.pt`, or their `_full` versions); iCaloFlow: the Flow-3 checkpoint (`ds_2_flow_3.pt`,
             `ds_2_flow_3_student.pt`); CaloMan: the GAE checkpoint (`checkpoints/gae_vae_best_valid.pt`);
             CaloPointFlow (`calopointflow-ds2-electron`, `-ds3-`): the Lightning `.ckpt` of its training; or a `.npz`
             of its state_dict. L2LFlow: the causal result folder (its `flows/flowXX_final.pt` and `trafo.pt`, each
             may be a `.npz`).
-        energy_flow: CaloFlow: the Flow-I checkpoint (`rec_energy_flow/gamma.pt` or `piplus.pt`); iCaloFlow: the
-            Flow-1 checkpoint (`ds_2_flow_1.pt`, the teacher's, which the reference's student uses too); CaloMan:
-            the EPL flow (`checkpoints/epl_nf_best_valid.pt`); L2LFlow: the energy flow (`ENERGY_DIR/flows/flow.pt`);
-            or a `.npz`.
+        energy_flow: CaloFlow: the Flow-I checkpoint (DS1 `rec_energy_flow/gamma.pt` or `piplus.pt`, CaloGAN
+            `saved_checkpoints/Flow_I/eplus.pt`); iCaloFlow: the Flow-1 checkpoint (`ds_2_flow_1.pt`, the
+            teacher's, which the reference's student uses too); CaloMan: the EPL flow
+            (`checkpoints/epl_nf_best_valid.pt`); L2LFlow: the energy flow (`ENERGY_DIR/flows/flow.pt`); or a `.npz`.
         overrides: config entries the checkpoints cannot tell (e.g. `tail_bound`, `u0_factor`); the sizes come
             from the tensor shapes and a contradicting override is refused.
         output_root: artifact root (default: the user store).

@@ -125,57 +125,66 @@ def on_grid(values, grid: float):
     return (values / grid).round() * grid
 
 
-def round_parameters(model, torch) -> None:
+def round_parameters(model, torch, keep: float = KEEP, bias_keep: float | None = None) -> None:
     """Every weight and bias onto a coarse grid (`WEIGHT_GRIDS`), exactly representable in float16. The MADE output
-    layers are scaled up first so that the splines bend, and all but a fraction `KEEP` of their weights (masked or
-    not) set to zero, which keeps the files small; every mask still hides non-zero raw weights."""
+    layers are scaled up first so that the splines bend, and all but a fraction `keep` of their weights (masked or
+    not) set to zero, which keeps the files small; every mask still hides non-zero raw weights. With `bias_keep`,
+    all but that fraction of their biases are set to zero too (for wide flows, whose output biases dominate)."""
     generator = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "final_layer" in name:
-                kept = torch.rand(parameter.shape, generator=generator) < KEEP if name.endswith("weight") else 1.0
+                fraction = keep if name.endswith("weight") else bias_keep
+                kept = 1.0 if fraction is None else torch.rand(parameter.shape, generator=generator) < fraction
                 parameter.copy_(on_grid(parameter * FINAL_SCALE, WEIGHT_GRIDS["final_layer"]) * kept)
             else:
                 parameter.copy_(on_grid(parameter, WEIGHT_GRIDS["other"]))
             assert parameter.abs().max() < 4.0, name
 
 
-def build_flows(ref, transforms, distributions, flows, torch):
-    """Teacher (MAF), student (IAF, the teacher's permutations) and Flow-I, built as the reference script does."""
+def build_flows(ref, transforms, distributions, flows, torch, dim_split=None, sizes=SIZES, **rounding):
+    """Teacher (MAF), student (IAF, the teacher's permutations) and Flow-I, built as the reference script does.
+
+    `dim_split`: voxels per calorimeter layer (default the DS1 photons'); the conditions are E_inc and one per layer,
+    Flow-I has one feature per layer. `ref` gives the reference's `InversionLayer`, `RandomPermutationLayer`,
+    `IAFRQS` and `GuidedCompositeTransform` (the same in the DS1 and the CaloGAN scripts); `rounding` goes to
+    `round_parameters`."""
     import torch.nn.functional as F
 
-    dim_split = [a * r for a, r in LAYER_SHAPES]
-    spline = {"num_blocks": SIZES["n_hidden"], "use_residual_blocks": False, "use_batch_norm": False,
-              "dropout_probability": SIZES["dropout"], "activation": F.relu, "random_mask": False,
-              "num_bins": SIZES["num_bins"], "tails": "linear", "tail_bound": SIZES["tail_bound"],
+    dim_split = dim_split or [a * r for a, r in LAYER_SHAPES]
+    context, n_layers = 1 + len(dim_split), len(dim_split)
+    spline = {"num_blocks": sizes["n_hidden"], "use_residual_blocks": False, "use_batch_norm": False,
+              "dropout_probability": sizes["dropout"], "activation": F.relu, "random_mask": False,
+              "num_bins": sizes["num_bins"], "tails": "linear", "tail_bound": sizes["tail_bound"],
               "min_bin_width": 1e-6, "min_bin_height": 1e-6, "min_derivative": 1e-6}
     teacher_blocks = []
-    for i in range(SIZES["flow_blocks"]):
+    for i in range(sizes["flow_blocks"]):
         teacher_blocks.append(transforms.MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
-            **spline, features=sum(dim_split), context_features=6, hidden_features=SIZES["teacher_hidden"]))
+            **spline, features=sum(dim_split), context_features=context, hidden_features=sizes["teacher_hidden"]))
         teacher_blocks.append(ref.InversionLayer(dim_split) if i % 2 == 0 else ref.RandomPermutationLayer(dim_split))
     del teacher_blocks[-1]
     teacher = flows.Flow(transforms.CompositeTransform(teacher_blocks),
                          distributions.StandardNormal(shape=[sum(dim_split)]))
     teacher_permutations = [t._permutation for t in teacher._transform._transforms if hasattr(t, "_permutation")]
     student_blocks = []
-    for i in range(SIZES["flow_blocks"]):
+    for i in range(sizes["flow_blocks"]):
         student_blocks.append(transforms.InverseTransform(ref.IAFRQS(
-            **spline, features=sum(dim_split), context_features=6, hidden_features=SIZES["student_hidden"])))
-        if i < SIZES["flow_blocks"] - 1:
+            **spline, features=sum(dim_split), context_features=context, hidden_features=sizes["student_hidden"])))
+        if i < sizes["flow_blocks"] - 1:
             student_blocks.append(ref.InversionLayer(dim_split) if i % 2 == 0
                                   else transforms.Permutation(teacher_permutations[i]))
     student = flows.Flow(ref.GuidedCompositeTransform(student_blocks),
                          distributions.StandardNormal(shape=[sum(dim_split)]))
-    energy_params = {**spline, "num_blocks": SIZES["energy_made_blocks"], "dropout_probability": 0.0,
-                     "features": 5, "context_features": 1, "hidden_features": SIZES["energy_hidden"]}
+    energy_params = {**spline, "num_blocks": sizes["energy_made_blocks"], "dropout_probability": 0.0,
+                     "features": n_layers, "context_features": 1, "hidden_features": sizes["energy_hidden"]}
     energy_blocks = []
-    for _ in range(SIZES["energy_blocks"]):
+    for _ in range(sizes["energy_blocks"]):
         energy_blocks.append(transforms.MaskedPiecewiseRationalQuadraticAutoregressiveTransform(**energy_params))
-        energy_blocks.append(transforms.RandomPermutation(5))
-    energy_flow = flows.Flow(transforms.CompositeTransform(energy_blocks), distributions.StandardNormal(shape=[5]))
+        energy_blocks.append(transforms.RandomPermutation(n_layers))
+    energy_flow = flows.Flow(transforms.CompositeTransform(energy_blocks),
+                             distributions.StandardNormal(shape=[n_layers]))
     for model in (teacher, student, energy_flow):
-        round_parameters(model, torch)
+        round_parameters(model, torch, **rounding)
         model.eval()
     return teacher, student, energy_flow
 
