@@ -62,9 +62,10 @@ def extract_reference(git_dir: str, folder: Path, commit: str = REFERENCE_COMMIT
         (folder / name).write_text(text)
 
 
-def stub_unused_imports() -> None:
+def stub_unused_imports(names=("pandas", "plot_calo_gamma", "torchvision", "torchvision.transforms",
+                                "torchvision.utils")) -> None:
     """Empty modules for the imports of the reference scripts that the called functions never use."""
-    for name in ("pandas", "plot_calo_gamma", "torchvision", "torchvision.transforms", "torchvision.utils"):
+    for name in names:
         try:
             __import__(name)
         except ImportError:
@@ -90,25 +91,25 @@ def write_calogan_style_file(showers: np.ndarray, path: Path) -> None:
         handle["energy"] = INCIDENT_MEV[:, None]
 
 
-def reference_batch(data_gamma, folder: Path):
-    """One batch of the reference dataset (noise, layer normalisation, logit) and the noisy voxels it drew."""
+def reference_batch(data, folder: Path, particle: str = "gamma", n_layers: int = 5):
+    """All showers as one batch of the reference's Flow-II dataset (`data`: its data module; noise, layer
+    normalisation, logit), the noisy voxels (model units) it drew, and the dataset."""
     import torch
 
-    noisy = []
-    add_noise = data_gamma.add_noise
+    noisy, add_noise = [], data.add_noise
 
     def recording_add_noise(layer):
         result = add_noise(layer)
         noisy.append(result.reshape(-1))
         return result
 
-    data_gamma.add_noise = recording_add_noise
-    dataset = data_gamma.CaloDataset(str(folder), "gamma", prefix="test_", with_noise=True, apply_logit=True,
-                                     **{f"transform_{k}": "L_norm" for k in range(5)})
+    data.add_noise = recording_add_noise
+    dataset = data.CaloDataset(str(folder), particle, prefix="test_", with_noise=True, apply_logit=True,
+                               **{f"transform_{k}": "L_norm" for k in range(n_layers)})
     batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
-    data_gamma.add_noise = add_noise
-    noisy_voxels = np.stack([np.concatenate(noisy[5 * i:5 * i + 5]) for i in range(len(dataset))])
-    return batch, noisy_voxels
+    data.add_noise = add_noise
+    noisy_voxels = np.stack([np.concatenate(noisy[n_layers * i:n_layers * (i + 1)]) for i in range(len(dataset))])
+    return batch, noisy_voxels, dataset
 
 
 def conditions_and_inputs(batch, torch):
@@ -226,7 +227,7 @@ def student_generation(ref, data_gamma, student, energy_flow, folder: Path, torc
 
 def reference_cases(ref, data_gamma, teacher, student, energy_flow, folder: Path, torch) -> dict:
     """Every compared quantity, computed by the reference code in float64."""
-    batch, noisy_voxels = reference_batch(data_gamma, folder)
+    batch, noisy_voxels, _ = reference_batch(data_gamma, folder)
     evaluated, _ = ref.evaluate_single_with_rec(teacher, [batch], 0, argparse.Namespace(
         results_file=str(folder / "results.txt"), device=torch.device("cpu"), n_epochs=1))
     x, y = conditions_and_inputs(batch, torch)

@@ -34,7 +34,6 @@ import argparse
 import json
 import sys
 import tempfile
-import types
 from importlib import metadata
 from pathlib import Path
 
@@ -45,7 +44,9 @@ from make_caloflow_fixtures import (
     fixture_options,
     on_grid,
     recorded_noise,
+    reference_batch,
     state_dict_arrays,
+    stub_unused_imports,
 )
 
 REFERENCE_REPOSITORY = "Ian-Pang/AD_with_CF"
@@ -60,15 +61,6 @@ SIZES = {"teacher_hidden": 4, "student_hidden": 5, "flow_blocks": 3, "n_hidden":
 ROUNDING = {"keep": 0.08, "bias_keep": 0.15}  # thinner output layers than DS1's: 504 voxels, files <= 300 KB
 NOISE_GRID = 2.0**-10
 SEED = 23
-
-
-def stub_unused_imports() -> None:
-    """Empty modules for the imports of the reference scripts that the called functions never use."""
-    for name in ("pandas", "plot_calo", "torchvision", "torchvision.transforms"):
-        try:
-            __import__(name)
-        except ImportError:
-            sys.modules[name] = types.ModuleType(name)
 
 
 def synthetic_showers(rng: np.random.Generator) -> np.ndarray:
@@ -89,27 +81,6 @@ def write_calogan_file(showers: np.ndarray, path: Path) -> None:
             handle[f"layer_{k}"] = showers[:, offsets[k]:offsets[k + 1]].reshape(-1, *shape)
         handle["energy"] = INCIDENT_GEV[:, None]
         handle["overflow"] = np.zeros((len(showers), 3))
-
-
-def reference_batch(data, folder: Path):
-    """All showers as one batch of the reference's Flow-II dataset (noise, layer normalisation, logit), and the
-    noisy voxels (model units) it drew."""
-    import torch
-
-    noisy, add_noise = [], data.add_noise
-
-    def recording_add_noise(layer):
-        result = add_noise(layer)
-        noisy.append(result.reshape(-1))
-        return result
-
-    data.add_noise = recording_add_noise
-    dataset = data.CaloDataset(str(folder), "eplus", prefix="test_", with_noise=True, apply_logit=True,
-                               **{f"transform_{k}": "L_norm" for k in range(3)})
-    batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
-    data.add_noise = add_noise
-    noisy_voxels = np.stack([np.concatenate(noisy[3 * i:3 * i + 3]) for i in range(len(dataset))])
-    return batch, noisy_voxels, dataset
 
 
 def evaluated_inputs(ref, teacher, batch, folder: Path, torch):
@@ -176,7 +147,7 @@ def _replaying(flow, noise, torch):
 
 def reference_cases(ref, data, teacher, student, energy_flow, folder: Path, torch) -> dict:
     """Every compared quantity, computed by the reference code in float64."""
-    batch, noisy_voxels, dataset = reference_batch(data, folder)
+    batch, noisy_voxels, dataset = reference_batch(data, folder, "eplus", 3)
     x, y, evaluated = evaluated_inputs(ref, teacher, batch, folder, torch)
     energy = batch["energy"]
     layer_energies = torch.stack([batch[f"layer_{k}_E"] for k in range(3)], 1)
@@ -229,7 +200,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         extract_reference(options.reference_git_dir, folder, REFERENCE_COMMIT, REFERENCE_FILES)
-        stub_unused_imports()
+        stub_unused_imports(("pandas", "plot_calo", "torchvision", "torchvision.transforms"))
         sys.path.insert(0, tmp)
         import data
         import run as ref  # sets torch's default dtype to float64
