@@ -55,10 +55,12 @@ SEED = 22
 
 def extract_reference(git_dir: str, folder: Path, commit: str = REFERENCE_COMMIT,
                       files: tuple[str, ...] = REFERENCE_FILES) -> None:
-    """The reference `files` at `commit`, written into `folder` (fails if the commit is absent)."""
+    """The reference `files` at `commit`, written into `folder` with their sub-folders (fails if the commit is
+    absent)."""
     for name in files:
         text = subprocess.run(["git", "--git-dir", git_dir, "show", f"{commit}:{name}"], check=True,
                               capture_output=True, text=True).stdout
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
 
 

@@ -157,8 +157,6 @@ def main() -> None:
     options = fixture_options(__doc__, REFERENCE_REPOSITORY, OUT)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in REFERENCE_FILES:
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
         extract_reference(options.reference_git_dir, folder, REFERENCE_COMMIT, REFERENCE_FILES)
         import pytorch_lightning  # noqa: F401  (first: its imports look for the real torchvision)
         import torch

@@ -294,8 +294,6 @@ def main() -> None:
     out = options.out
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in REFERENCE_FILES:
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
         extract_reference(options.reference_git_dir, folder, REFERENCE_COMMIT, REFERENCE_FILES)
         import torch
 
