@@ -2,11 +2,10 @@
 
 Per name: `calozoo.create` builds it; seeded generation gives finite non-negative showers (N, n_voxels), the same
 seed the same showers and another seed others; `log_prob_graph` is finite where the model has a density and raises
-NotImplementedError otherwise. Per family: one SavedModel round trip (`calozoo.export.export_model`), whose
-`generate_seeded` signature gives the in-process showers of `generate` for the same seed.
+NotImplementedError otherwise. The SavedModel round trip of every family is in tests/export/test_savedmodel.py.
 
 The per-name checks run the samplers uncompiled (`supports_xla` off on the instance): XLA compiles each model for
-seconds, and its code is the family's, not the name's; the per-family round trip runs the XLA-compiled path.
+seconds, and its code is the family's, not the name's.
 """
 
 import gc
@@ -18,7 +17,6 @@ import tensorflow as tf
 
 import calozoo
 from calozoo.errors import ShowerFileError
-from calozoo.export import export_model
 from calozoo.models.base import ShowerGenerator, seed_pair, shard_rows, shard_seed
 
 # One tiny override dict per family: each name builds and generates a few showers in about a second.
@@ -72,21 +70,9 @@ def test_generator_contract(name):
             model.log_prob_graph(showers, ENERGIES[:, None])
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_export_round_trip_generates_the_in_process_showers(family, tmp_path):
-    model = tiny(FAMILIES[family])
-    path = export_model(model, tmp_path, family, warmup=False)
-    loaded = tf.saved_model.load(str(path))
-    assert set(loaded.signatures) == {"serving_default", "generate_seeded"} | ({"log_prob"} if model.has_density
-                                                                               else set())
-    energies = tf.constant(ENERGIES[:, None], tf.float32)
-    served = loaded.signatures["generate_seeded"](incident_energies=energies, seed=tf.constant([7, 0], tf.int64))
-    in_process = model.generate(ENERGIES, seed=7)  # batch 0 of seed 7 is seed_pair(7, 0); XLA-compiled as the export
-    np.testing.assert_allclose(served["showers"].numpy(), in_process, rtol=1e-5, atol=1e-6)
-    if model.has_density:
-        log_prob = loaded.signatures["log_prob"](showers=tf.constant(in_process), incident_energies=energies)
-        np.testing.assert_allclose(log_prob["log_prob"].numpy(), model.log_prob_graph(in_process, ENERGIES[:, None]),
-                                   rtol=1e-5)
+# The SavedModel round trip (signatures, seeded showers equal to the in-process ones, log_prob equal to the graph
+# density) is checked once per family on a shipped model by tests/export/test_savedmodel.py, which fails when a
+# family with a shipped artifact is missing there.
 
 
 # ----- iter_generate: batches, shards and their seeds (the family does not matter) ---------------------------------

@@ -169,31 +169,27 @@ def test_generation_shapes_cut_and_seeds(mode, tiny_models):
 
 
 def test_renormalized_layers_carry_the_energy_flows_layer_energies():
-    # A 0.5 GeV cut makes the tiny random model lose whole layers to the cut (98 of the 128 layers it fills).
-    plain, renormalized, kept = (tiny(dtype="float64", cut_gev=0.5, **options) for options in (
-        {}, {"renormalize_layers": True}, {"renormalize_layers": True, "keep_filled_layers": True}))
+    """`renormalize_layers` rescales each layer that survives the cut to the energy flow's E_k, voxel ratios kept;
+    with `keep_filled_layers` a layer is empty exactly where E_k is below the cut, and a layer the cut emptied keeps
+    E_k in one voxel. A 0.5 GeV cut makes the tiny random model lose whole layers to it (98 of the 128 it fills)."""
+    plain = tiny(dtype="float64", cut_gev=0.5)
+    kept = tiny(dtype="float64", cut_gev=0.5, renormalize_layers=True, keep_filled_layers=True)
     incident = tf.constant([[1_500.0], [40_000.0], [700_000.0]], tf.float64)
     seed = seed_pair(6)
     energy_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))[0]
     layer_energies_mev = plain.sample_layer_energies(incident / 1e3, energy_seed).numpy() * 1e3
-    before, after, rescued = (model.sample_showers(incident, seed).numpy().reshape(3, 45, -1).astype(np.float64)
-                              for model in (plain, renormalized, kept))
-    occupied = before.sum(-1) > 0
-    assert occupied.sum() > 10
-    np.testing.assert_allclose(after.sum(-1)[occupied], layer_energies_mev[occupied], rtol=1e-5)
-    np.testing.assert_array_equal(after > 0, before > 0)
-    ratio = np.where(before > 0, after / np.where(before > 0, before, 1.0), np.nan)
+    before, after = (model.sample_showers(incident, seed).numpy().reshape(3, 45, -1).astype(np.float64)
+                     for model in (plain, kept))
+    occupied, filled = before.sum(-1) > 0, layer_energies_mev >= 500.0
+    assert occupied.sum() > 10 and (filled & ~occupied).any() and not filled.all()
+    np.testing.assert_array_equal(after.sum(-1) > 0, filled)
+    np.testing.assert_allclose(after.sum(-1)[filled], layer_energies_mev[filled], rtol=1e-5)
+    survived = occupied & filled
+    np.testing.assert_array_equal(after[survived] > 0, before[survived] > 0)
+    ratio = np.where(before > 0, after / np.where(before > 0, before, 1.0), np.nan)[survived]
     spread = np.nanmax(ratio, axis=-1) - np.nanmin(ratio, axis=-1)
-    np.testing.assert_allclose(spread[occupied], 0.0, atol=1e-4 * np.nanmax(ratio))
-    # keep_filled_layers: empty exactly where the energy flow's E_k is below the cut; a layer the cut emptied
-    # keeps E_k in one voxel; the others as without it.
-    filled = layer_energies_mev >= 500.0
-    emptied_by_the_cut = filled & ~occupied
-    assert emptied_by_the_cut.any() and not filled.all()
-    np.testing.assert_array_equal(rescued.sum(-1) > 0, filled)
-    np.testing.assert_allclose(rescued.sum(-1)[filled], layer_energies_mev[filled], rtol=1e-5)
-    assert ((rescued > 0).sum(-1)[emptied_by_the_cut] == 1).all()
-    np.testing.assert_array_equal(rescued[occupied & filled], after[occupied & filled])
+    np.testing.assert_allclose(spread, 0.0, atol=1e-4 * np.nanmax(ratio))
+    assert ((after > 0).sum(-1)[filled & ~occupied] == 1).all()
 
 
 # ----- training ------------------------------------------------------------------------------------------
