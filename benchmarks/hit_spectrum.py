@@ -1,0 +1,64 @@
+"""Where the hits of shower files sit in energy: hits per shower below and above a split energy, per file.
+
+Used to locate the excess of hits of the iCaloFlow DS2 models (README, "Where the remaining excess of hits sits"):
+generate at the held-out energies (`calozoo generate NAME --energies-from ds2_heldout.h5 --seed 12345 -o gen.h5`),
+then
+
+    python benchmarks/hit_spectrum.py ds2_heldout.h5 teacher.h5 student.h5 [--split-mev 0.3] [--floor-mev 0.1]
+        [-o benchmarks/hit_spectrum.json]
+
+A hit is a voxel above 0 MeV, as `calozoo evaluate -m shape` counts them. `--floor-mev` also reports what removing
+the hits below that energy would leave (each layer rescaled to its energy before), the post-generation probe the
+README describes; it writes no shower file.
+"""
+
+import argparse
+import json
+
+import numpy as np
+
+from calozoo.data.files import read_showers
+from calozoo.data.geometry import load_geometry
+
+
+def hit_spectrum(showers: np.ndarray, split_mev: float, floor_mev: float, n_layers: int) -> dict:
+    """Hits per shower in all, below and above `split_mev`, below `floor_mev`, and after removing those (layers
+    rescaled to their energy; a layer left without hits stays empty)."""
+    hits = showers > 0
+    layers = showers.reshape(len(showers), n_layers, -1).astype(np.float64)
+    kept = np.where(layers < floor_mev, 0.0, layers)
+    emptied = (kept.sum(-1) == 0) & (layers.sum(-1) > 0)
+    return {"n_showers": int(len(showers)), "hits": float(hits.sum(1).mean()),
+            "hits_below_split": float((hits & (showers < split_mev)).sum(1).mean()),
+            "hits_above_split": float((showers >= split_mev).sum(1).mean()),
+            "hits_below_floor": float((hits & (showers < floor_mev)).sum(1).mean()),
+            "hits_after_floor": float((kept > 0).sum((1, 2)).mean()),
+            "layers_emptied_by_floor": float(emptied.mean())}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="CaloChallenge DS2 or DS3 shower files")
+    parser.add_argument("--split-mev", type=float, default=0.3, help="the energy that splits the hits in two")
+    parser.add_argument("--floor-mev", type=float, default=0.1, help="the post-generation probe's floor")
+    parser.add_argument("-o", "--output", default=None, help="JSON file for the results")
+    args = parser.parse_args()
+    by_voxels = {load_geometry(d).n_voxels: d for d in ("2", "3")}
+    results = {}
+    for path in args.files:
+        _, showers = read_showers(path)
+        dataset = by_voxels.get(showers.shape[1])
+        if dataset is None:
+            parser.error(f"{path}: {showers.shape[1]} voxels per shower; DS2 has 6480, DS3 40500.")
+        result = hit_spectrum(showers, args.split_mev, args.floor_mev, load_geometry(dataset).n_layers)
+        results[path] = {"dataset": dataset, "split_mev": args.split_mev, "floor_mev": args.floor_mev, **result}
+        print(f"{path}: {result['hits']:.1f} hits per shower, {result['hits_below_split']:.1f} below "
+              f"{args.split_mev} MeV and {result['hits_above_split']:.1f} above; {result['hits_below_floor']:.1f} "
+              f"below {args.floor_mev} MeV, {result['hits_after_floor']:.1f} left without them")
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
