@@ -18,7 +18,7 @@ import json
 import numpy as np
 
 from calozoo.data.files import read_showers
-from calozoo.data.geometry import load_geometry
+from calozoo.data.geometry import geometry_for_voxels
 
 
 def hit_spectrum(showers: np.ndarray, split_mev: float, floor_mev: float, n_layers: int) -> dict:
@@ -38,20 +38,21 @@ def hit_spectrum(showers: np.ndarray, split_mev: float, floor_mev: float, n_laye
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", help="CaloChallenge DS2 or DS3 shower files")
+    parser.add_argument("files", nargs="+", help="shower files of any dataset (CaloChallenge, CaloGAN)")
     parser.add_argument("--split-mev", type=float, default=0.3, help="the energy that splits the hits in two")
     parser.add_argument("--floor-mev", type=float, default=0.1, help="the post-generation probe's floor")
     parser.add_argument("-o", "--output", default=None, help="JSON file for the results")
     args = parser.parse_args()
-    by_voxels = {load_geometry(d).n_voxels: d for d in ("2", "3")}
     results = {}
     for path in args.files:
         _, showers = read_showers(path)
-        dataset = by_voxels.get(showers.shape[1])
-        if dataset is None:
-            parser.error(f"{path}: {showers.shape[1]} voxels per shower; DS2 has 6480, DS3 40500.")
-        result = hit_spectrum(showers, args.split_mev, args.floor_mev, load_geometry(dataset).n_layers)
-        results[path] = {"dataset": dataset, "split_mev": args.split_mev, "floor_mev": args.floor_mev, **result}
+        try:
+            geometry = geometry_for_voxels(showers.shape[1])
+        except ValueError as error:
+            parser.error(f"{path}: {error}")
+        result = hit_spectrum(showers, args.split_mev, args.floor_mev, len(geometry.layer_sizes))
+        results[path] = {"dataset": geometry.name, "split_mev": args.split_mev, "floor_mev": args.floor_mev,
+                         **result}
         print(f"{path}: {result['hits']:.1f} hits per shower, {result['hits_below_split']:.1f} below "
               f"{args.split_mev} MeV and {result['hits_above_split']:.1f} above; {result['hits_below_floor']:.1f} "
               f"below {args.floor_mev} MeV, {result['hits_after_floor']:.1f} left without them")
