@@ -23,6 +23,7 @@ import tensorflow as tf
 from calozoo import stateless
 from calozoo.bijectors.autoregressive_flow import AutoregressiveRQSFlow
 from calozoo.bijectors.layerwise_permutation import alternating_permutations
+from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
@@ -71,6 +72,8 @@ class ICaloFlowConfig(FlowConfig):
     dequantization: str = "uniform"  # the paper; or "below_threshold" / "log_normal" (see ICaloFlow.shape_fractions)
     fill_decades: float = 1.5  # "log_normal": empty voxels at threshold x 10^(-fill_decades +- ...)
     fill_width_decades: float = 0.25  # ... + fill_width_decades x a normal truncated at 2 sigma
+    shape_logit_alpha: float | None = None  # the voxel fractions' logit alpha (Flow-2/3); None: `logit_alpha`
+    shape_tail_bound: float | None = None  # Flow-2/3's spline tail bound; None: `tail_bound`
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -87,6 +90,23 @@ class ICaloFlowConfig(FlowConfig):
     @property
     def n_layers(self) -> int:
         return len(load_geometry(self.dataset).layer_sizes)
+
+    @property
+    def shape_alpha(self) -> float:
+        """The logit alpha of the voxel fractions (Flow-2/3 inputs and conditions, generation).
+
+        A smaller alpha than Flow-1's keeps the empty-voxel band of `dequantization="log_normal"` apart from the
+        15 keV cut in layers of several GeV, where fill / E_n falls below 1e-6 and logit(1e-6 + x) flattens; its
+        logit then spans about +-log(1 / alpha), which `shape_tail_bound` must cover.
+        """
+        return self.logit_alpha if self.shape_logit_alpha is None else self.shape_logit_alpha
+
+    @property
+    def shape_spline(self) -> SplineSettings:
+        """The RQS of Flow-2/3: `spline` with `shape_tail_bound` when one is set."""
+        if self.shape_tail_bound is None:
+            return self.spline
+        return SplineSettings(**{**self.spline.as_dict(), "tail_bound": self.shape_tail_bound})
 
     @property
     def layer_size(self) -> int:
@@ -152,7 +172,7 @@ class ICaloFlow(ShowerGenerator):
                     permutations=alternating_permutations([shape["features"]], config.num_blocks,
                                                           config.permutation_seed + index),
                     dropout=config.dropout,
-                    spline=config.spline,
+                    spline=config.spline if flow_name == "energy_flow" else config.shape_spline,
                     seed=config.seed + 7 * index,
                     dtype=self.dtype,
                     name=flow_name,
@@ -214,7 +234,7 @@ class ICaloFlow(ShowerGenerator):
 
     def shape_logit(self, layer_mev, seed):
         """The layer's dequantised voxel fractions (`shape_fractions`) in logit space, (N, layer_size)."""
-        return logit_transform(self.shape_fractions(layer_mev, seed), self.config.logit_alpha)
+        return logit_transform(self.shape_fractions(layer_mev, seed), self.config.shape_alpha)
 
     def energy_flow_inputs(self, layer_energies_mev, incident_mev, seed):
         """Flow-1 (x, c): logit of the noisy layer energies (N, 45) and log10 E_inc - 4.5 (N, 1)."""
@@ -287,12 +307,12 @@ class ICaloFlow(ShowerGenerator):
         With `dequantization="below_threshold"` the fill below the threshold is not part of the layer's energy:
         the cut comes first and the voxels left are rescaled to sum to E_n.
         """
-        fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
+        fractions = inverse_logit_transform(logits, self.config.shape_alpha, clamp=True)
         if self.config.dequantization != "uniform":
             layer = self._cut(fractions * energy_mev)
             return rescale_rows(layer, energy_mev, 0.0) if self.config.renormalize_layers else layer
         if self.config.renormalize_layers:
-            fractions = rescale_rows(fractions, 1.0, self.config.logit_alpha)
+            fractions = rescale_rows(fractions, 1.0, self.config.shape_alpha)
         return self._cut(fractions * energy_mev)
 
     def sample_layer_energies(self, incident_mev, seed):

@@ -205,6 +205,33 @@ def test_below_threshold_renormalises_after_the_cut():
     np.testing.assert_allclose(layer, [[20 / 3, 10 / 3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], rtol=1e-5, atol=1e-5)
 
 
+def empty_band_gap(model, layer_mev):
+    """The smallest distance, in logit units, between the 15 keV cut and the dequantised empty voxels of a layer."""
+    logits = model.shape_logit(tf.constant(layer_mev), tf.constant([8, 9])).numpy()
+    cut = logit_transform(1.5e-2 / layer_mev.sum(-1, keepdims=True), model.config.shape_alpha).numpy()
+    return np.min(cut - np.where(layer_mev > 0, -np.inf, logits))
+
+
+def test_a_small_shape_alpha_keeps_the_empty_band_apart_from_the_cut_in_gev_layers():
+    """logit(1e-6 + x) flattens below x = 1e-6: in a 20 GeV layer the log-normal fill (0.15 to 1.5 keV) and the
+    cut (15 keV) both land on it, half a logit unit apart. With the fractions' own alpha at 1e-11 the band stays a
+    decade (ln 10) below the cut, Flow-2/3's splines span the wider range, Flow-1 keeps its own, and the layer
+    comes back unchanged."""
+    layer = np.zeros((1, 144))
+    layer[0, :3] = [12_000.0, 6_000.0, 2_000.0]
+    paper_alpha = tiny(dequantization="log_normal", renormalize_layers=True, dtype="float64")
+    small_alpha = tiny(dequantization="log_normal", renormalize_layers=True, dtype="float64",
+                       shape_logit_alpha=1e-11, shape_tail_bound=26.0)
+    assert empty_band_gap(paper_alpha, layer) < 0.6
+    assert empty_band_gap(small_alpha, layer) > np.log(10.0) - 1e-9
+    assert [small_alpha.energy_flow.spline.tail_bound, small_alpha.layer_flow.spline.tail_bound,
+            small_alpha.first_layer_flow.spline.tail_bound] == [14.0, 26.0, 26.0]
+    logits = small_alpha.shape_logit(tf.constant(layer), tf.constant([8, 9]))
+    assert np.max(np.abs(logits)) < 26.0
+    back = small_alpha._layer_from_logits(logits, tf.constant([[20_000.0]], tf.float64)).numpy()
+    np.testing.assert_allclose(back, layer, rtol=1e-9)
+
+
 @needs_data
 @pytest.mark.parametrize("dequantization", ["uniform", "log_normal"])
 def test_sparsity_guard_a_perfect_flow_gives_the_data_hits_and_energy(dequantization):
