@@ -42,6 +42,13 @@ def workspace(tmp_path_factory):
     mp.undo()
 
 
+def test_set_values_are_yaml_with_exponents_read_as_numbers():
+    from calozoo_tools.train import _overrides
+
+    assert _overrides(["alpha=1e-11", "n=3", "flow={max_lr: 2E-3, name: onecycle}", "on=true"]) == {
+        "alpha": 1e-11, "n": 3, "flow": {"max_lr": 2e-3, "name": "onecycle"}, "on": True}
+
+
 def test_synthesize_labels_the_file_synthetic(workspace):
     _, data = workspace
     with h5py.File(data) as handle:

@@ -1,6 +1,7 @@
 """`calozoo train`: trains a registered model on a shower file and writes a versioned artifact with its card."""
 
 import glob
+import re
 
 import click
 import yaml
@@ -8,14 +9,22 @@ import yaml
 from calozoo_tools._errors import allow_energy_range_option, reports_errors
 
 
+class _CommandLineLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-11` (an exponent without a decimal point) as a string; on a command line it is a number."""
+
+
+_CommandLineLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+                                         list("-+0123456789"))
+
+
 def _overrides(settings, option="--set"):
-    """`KEY=VALUE` pairs, values parsed as YAML (numbers, booleans, strings, `{flow: mappings}`)."""
+    """`KEY=VALUE` pairs, values parsed as YAML (numbers, `1e-11` included, booleans, strings, `{flow: mappings}`)."""
     result = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE; got '{item}'.", param_hint=option)
-        result[key.strip()] = yaml.safe_load(value)
+        result[key.strip()] = yaml.load(value, Loader=_CommandLineLoader)
     return result
 
 

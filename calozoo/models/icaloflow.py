@@ -86,6 +86,9 @@ class ICaloFlowConfig(FlowConfig):
             raise ValueError(f"`num_blocks` must be >= 1; got {self.num_blocks}.")
         if self.dequantization not in DEQUANTIZATIONS:
             raise ValueError(f"`dequantization` must be one of {list(DEQUANTIZATIONS)}; got '{self.dequantization}'.")
+        alpha = self.shape_logit_alpha
+        if alpha is not None and (isinstance(alpha, (str, bool)) or not 0.0 < alpha < 0.5):
+            raise ValueError(f"`shape_logit_alpha` must be a number in (0, 0.5) or null; got {alpha!r}.")
 
     @property
     def n_layers(self) -> int:

@@ -87,6 +87,8 @@ def test_config_errors():
         ICaloFlowConfig(role="pupil")
     with pytest.raises(ValueError, match=r"Unknown iCaloFlow setting\(s\) \['hiden'\]"):
         ICaloFlowConfig.from_dict({"hiden": 3})
+    with pytest.raises(ValueError, match="`shape_logit_alpha` must be a number in"):
+        ICaloFlowConfig(shape_logit_alpha="1e-11")
 
 
 # ----- structure ------------------------------------------------------------------------------------
