@@ -71,6 +71,7 @@ import time
 import types
 
 import numpy as np
+from side_by_side import fit_validation_rows, heldout_row, loadavg, log_line
 
 REFERENCE = ("/work/.mirror/FLC-QU-hep+ConvL2LFlow/repo", "f7f92a5e12311313f6f91a0c847cb3afabb3f09e")
 NFLOWS_FORK = ("/work/.mirror/ThorstenBuss+nflows/repo", "138f86830e161bb0095dbb5cdd51871b769ea5b7")
@@ -109,17 +110,6 @@ def import_reference(work: str):
     import nflows
     assert nflows.__file__.startswith(fork), nflows.__file__
     return ref
-
-
-def fit_validation_rows(n: int, fraction: float, seed: int):
-    """The same rows as calozoo.training.settings.fit_validation_rows (seeded permutation; validation first)."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(float(fraction) * n)))
-    return order[n_val:], order[:n_val]
-
-
-def loadavg():
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # ---------------------------------------------------------------------------------------------------- configs
@@ -201,12 +191,6 @@ def prepare(args):
 
 
 # ---------------------------------------------------------------------------------------------------- training
-def log_line(work: str, record: dict):
-    with open(os.path.join(work, "reference_training_log.jsonl"), "a") as f:
-        f.write(json.dumps(record) + "\n")
-    print(json.dumps(record), flush=True)
-
-
 def train_one(work: str, conf: dict, layer, budget_s: float, spec: dict, started: float) -> dict:
     """Trains one reference flow with the reference's step under a wall budget measured from `started`."""
     import torch
@@ -289,11 +273,11 @@ def train_one(work: str, conf: dict, layer, budget_s: float, spec: dict, started
         if val < best:
             best, best_epoch = val, epoch
             best_state = copy.deepcopy(flow.state_dict())
-        log_line(work, {"flow": "energy" if layer is None else int(layer), "epoch": epoch, "of": epochs,
-                        "train_nll": round(train_curve[-1], 4), "validation_nll": round(val, 4),
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "elapsed_s": round(time.perf_counter() - started, 2),
-                        "utc": time.strftime("%H:%M:%S", time.gmtime()), "loadavg": loadavg()})
+        log_line(os.path.join(work, "reference_training_log.jsonl"),
+                 {"flow": "energy" if layer is None else int(layer), "epoch": epoch, "of": epochs,
+                  "train_nll": round(train_curve[-1], 4), "validation_nll": round(val, 4),
+                  "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(time.perf_counter() - started, 2),
+                  "utc": time.strftime("%H:%M:%S", time.gmtime()), "loadavg": loadavg()})
     name = "flow" if layer is None else f"flow{layer:02d}"
     flow.save(os.path.join(conf["result_path"], "flows", f"{name}_final.pt"))
     final_state = copy.deepcopy(flow.state_dict())
@@ -482,24 +466,6 @@ def throughput(args):
 
 
 # ---------------------------------------------------------------------------------------------------- report
-def heldout_row(directory: str, generated: str) -> dict:
-    """The table's numbers from `calozoo evaluate` (results.json) and the generated file, as
-    benchmarks/fidelity_heldout.py reads them (plus the shape summary)."""
-    import h5py
-    with open(os.path.join(directory, "results.json")) as f:
-        results = json.load(f)
-    with h5py.File(generated, "r") as f:
-        showers = f["showers"][:]
-    hgb = results["cls-hgb"]
-    return {"mean_separation_all_high_level": round(results["hist"]["summary"]["all_high_level"], 4),
-            "etot_einc": round(results["hist"]["separation_power"]["etot_einc"], 4),
-            "sparsity": round(results["hist"]["summary"]["sparsity"], 4),
-            "n_hits_separation": round(results["shape"]["separation_power"]["n_hits"], 4),
-            "all_shape": round(results["shape"]["summary"]["all_shape"], 4),
-            "cls_hgb_auc": f"{hgb['auc_mean']:.4f} +- {hgb['auc_std']:.4f}",
-            "hits_per_shower": round(float((showers > 0).sum(axis=1).mean()), 1)}
-
-
 def report(args):
     """Collects the work directory's results into the benchmark JSON (--out)."""
     work = args.work
