@@ -72,6 +72,7 @@ class ICaloFlowConfig(FlowConfig):
     dequantization: str = "uniform"  # the paper; or "below_threshold" / "log_normal" (see ICaloFlow.shape_fractions)
     fill_decades: float = 1.5  # "log_normal": empty voxels at threshold x 10^(-fill_decades +- ...)
     fill_width_decades: float = 0.25  # ... + fill_width_decades x a normal truncated at 2 sigma
+    occupied_jitter: float = 0.0  # not "uniform": occupied fractions times 1 - U[0, occupied_jitter) in training
     shape_logit_alpha: float | None = None  # the voxel fractions' logit alpha (Flow-2/3); None: `logit_alpha`
     shape_tail_bound: float | None = None  # Flow-2/3's spline tail bound; None: `tail_bound`
     permutation_seed: int = 0
@@ -86,6 +87,9 @@ class ICaloFlowConfig(FlowConfig):
             raise ValueError(f"`num_blocks` must be >= 1; got {self.num_blocks}.")
         if self.dequantization not in DEQUANTIZATIONS:
             raise ValueError(f"`dequantization` must be one of {list(DEQUANTIZATIONS)}; got '{self.dequantization}'.")
+        if not 0.0 <= self.occupied_jitter < 1.0 or (self.occupied_jitter and self.dequantization == "uniform"):
+            raise ValueError("`occupied_jitter` must lie in [0, 1) and needs dequantization 'log_normal' or "
+                             f"'below_threshold'; got {self.occupied_jitter} with '{self.dequantization}'.")
         alpha = self.shape_logit_alpha
         if alpha is not None and (isinstance(alpha, (str, bool)) or not 0.0 < alpha < 0.5):
             raise ValueError(f"`shape_logit_alpha` must be a number in (0, 0.5) or null; got {alpha!r}.")
@@ -218,11 +222,17 @@ class ICaloFlow(ShowerGenerator):
         layer sum. `"below_threshold"`: only empty voxels are dequantised, by U[0, threshold) MeV, the band that
         generation's cut maps back to empty, so "empty" is a region the flow must land in rather than a narrow
         peak it must hit; occupied voxels keep their energy and are divided by the layer's true energy (at least
-        the threshold), so the occupied fractions sum to 1. `seed=None` uses the noise's mean.
+        the threshold), so the occupied fractions sum to 1. `occupied_jitter` > 0 then shrinks each occupied
+        fraction by an independent U[0, occupied_jitter) share, so that a layer's fractions no longer lie on the
+        simplex (a one-hit layer is not a point mass at fraction 1); generation's rescaling to E_n undoes it on
+        average. `seed=None` uses the noise's mean.
         """
         if self.config.dequantization == "uniform":
             return layer_normalize(self._noisy(layer_mev, seed), [self.layer_size])
         threshold = self.config.threshold_mev
+        jitter = self.config.occupied_jitter
+        if jitter > 0 and seed is not None:
+            seed, jitter_seed = self._split(seed, 2)
         if self.config.dequantization == "log_normal":
             spread = 0.0 if seed is None else stateless.truncated_normal(tf.shape(layer_mev), seed,
                                                                          dtype=self.dtype)
@@ -233,7 +243,12 @@ class ICaloFlow(ShowerGenerator):
         else:
             fill = stateless.uniform(tf.shape(layer_mev), seed, 0.0, threshold, self.dtype)
         total = tf.maximum(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), threshold)
-        return tf.minimum(tf.where(layer_mev > 0, layer_mev, fill) / total, 1.0)
+        occupied = layer_mev / total
+        if jitter > 0:
+            shrink = (0.5 * jitter if seed is None
+                      else stateless.uniform(tf.shape(layer_mev), jitter_seed, 0.0, jitter, self.dtype))
+            occupied = occupied * (1.0 - shrink)
+        return tf.minimum(tf.where(layer_mev > 0, occupied, fill / total), 1.0)
 
     def shape_logit(self, layer_mev, seed):
         """The layer's dequantised voxel fractions (`shape_fractions`) in logit space, (N, layer_size)."""

@@ -234,6 +234,22 @@ def test_a_small_shape_alpha_keeps_the_empty_band_apart_from_the_cut_in_gev_laye
     np.testing.assert_allclose(back, layer, rtol=1e-9)
 
 
+def test_occupied_jitter_takes_the_fractions_off_the_simplex_and_the_mean_path_round_trips():
+    model = tiny(dequantization="log_normal", renormalize_layers=True, dtype="float64", occupied_jitter=0.02)
+    layers = np.zeros((2, 144))
+    layers[0, 7] = 3.0  # one hit
+    layers[1, :3] = [20.0, 8.0, 2.0]
+    fractions = model.shape_fractions(tf.constant(layers), tf.constant([3, 4])).numpy()
+    assert 0.98 <= fractions[0, 7] < 1.0
+    occupied = np.where(layers > 0, fractions, 0.0).sum(-1)
+    assert np.all((occupied > 0.98) & (occupied < 1.0))
+    logits = model.shape_logit(tf.constant(layers), None)
+    back = model._layer_from_logits(logits, tf.constant(layers.sum(-1, keepdims=True))).numpy()
+    np.testing.assert_allclose(back, layers, rtol=1e-9)
+    with pytest.raises(ValueError, match="`occupied_jitter` must lie in"):
+        ICaloFlowConfig(occupied_jitter=0.02)  # the paper's uniform dequantisation
+
+
 @needs_data
 @pytest.mark.parametrize("dequantization", ["uniform", "log_normal"])
 def test_sparsity_guard_a_perfect_flow_gives_the_data_hits_and_energy(dequantization):
