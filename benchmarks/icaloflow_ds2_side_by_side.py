@@ -20,8 +20,11 @@ What it does:
 * `train --flow 1|2|3` (one process per flow): the reference's Flow-1 (45 layer energies), Flow-2 (layer 0) or
   Flow-3 (layers 1-44, one flow shared) at calozoo's compact size (hidden 64, 4 blocks) with calozoo's batch size
   and peak learning rate, all read from the calozoo artifact's metadata (`--budget-from`, default
-  artifacts/icaloflow-ds2-electron-teacher/v3/metadata.json), under a wall-clock budget for the training loop: the
-  artifact's wall time of that flow (93 / 135 / 1 813 s) or `--budget`. The schedule is the reference's OneCycleLR
+  artifacts/icaloflow-ds2-electron-teacher/v4/metadata.json), under a wall-clock budget for the training loop: the
+  artifact's wall time of that flow (v4: 80 / 130 / 1 538 s) or `--budget`. The run recorded in
+  benchmarks/icaloflow_ds2_side_by_side.json used teacher v3's (93 / 135 / 1 813 s, the same sizes, batches and
+  learning rates): `git show 730e3f1:artifacts/icaloflow-ds2-electron-teacher/v3/metadata.json > v3.json`, then
+  `--budget-from v3.json`. The schedule is the reference's OneCycleLR
   (three-phase, pct_start 0.4, cos, momentum cycling, final_div_factor 10) with `--lr-mode calozoo` (default)
   taking calozoo's max_lr and div_factor, `--lr-mode reference` the reference's own (Flow-1 1e-4 / 10, Flow-2 and
   Flow-3 1e-3 / 50); total_steps is epochs x steps per epoch. A probe (`--probe-steps` training steps and one
@@ -58,13 +61,13 @@ Commands (2 shared cores; the reference pinned to core 1, one thread):
         -o $W/eval_reference
     env -u PYTHONPATH $REF benchmarks/icaloflow_ds2_side_by_side.py throughput --work $W \\
         --calozoo-python "$(command -v python3)" --rounds 5 --steps 5 --warmup 2
-    # calozoo teacher v3 at the same energies (benchmarks/fidelity_heldout.py's generation)
-    nice -n 10 calozoo generate icaloflow-ds2-electron-teacher --version 3 --energies-from $W/ds2_heldout.h5 \\
-        --seed 12345 -o $W/calozoo_v3_gen.h5
-    nice -n 10 calozoo evaluate $W/calozoo_v3_gen.h5 $W/ds2_heldout.h5 -d 2 -m hist,cls-hgb,shape -o $W/eval_v3
+    # calozoo's teacher at the same energies (benchmarks/fidelity_heldout.py's generation)
+    nice -n 10 calozoo generate icaloflow-ds2-electron-teacher --version 4 --energies-from $W/ds2_heldout.h5 \\
+        --seed 12345 -o $W/calozoo_v4_gen.h5
+    nice -n 10 calozoo evaluate $W/calozoo_v4_gen.h5 $W/ds2_heldout.h5 -d 2 -m hist,cls-hgb,shape -o $W/eval_v4
     env -u PYTHONPATH $REF benchmarks/icaloflow_ds2_side_by_side.py report --work $W \\
         --row "reference teacher (same budget)" eval_reference reference_ds2_heldout_gen.h5 \\
-        --row "calozoo icaloflow-ds2-electron-teacher v3" eval_v3 calozoo_v3_gen.h5
+        --row "calozoo icaloflow-ds2-electron-teacher v4" eval_v4 calozoo_v4_gen.h5
     # (the "GEANT4 floor" row: benchmarks/fidelity_heldout.json's, kept from the existing file)
 
 A smoke run: `--budget 20` for each flow, `generate --limit 50 --out $W/gen50.h5`, `calozoo evaluate ... -m
@@ -92,7 +95,7 @@ from side_by_side import check_fit_validation_rows, heldout_row, loadavg, log_li
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GIT_DIR = "/work/.mirror/claudius-krause+inductive-caloflow/repo"
-METADATA = REPOSITORY / "artifacts" / "icaloflow-ds2-electron-teacher" / "v3" / "metadata.json"
+METADATA = REPOSITORY / "artifacts" / "icaloflow-ds2-electron-teacher" / "v4" / "metadata.json"
 NAME = "icaloflow-ds2-electron-teacher"
 SPLIT_SEED, VALIDATION_FRACTION = 0, 0.1
 DEPTH, LAYER_SIZE = 45, 144
@@ -663,7 +666,8 @@ def report(args):
         n_heldout = len(f["incident_energies"])
     budgets = " / ".join(thousands(round(f["budget_s"])) for f in flows.values())
     if all(f["budget_from"] != "--budget" for f in flows.values()):
-        budgets = f"calozoo teacher v3's wall time per flow ({budgets or '93 / 135 / 1 813'} s)"
+        source = next(iter(flows.values()))["budget_from"] if flows else "the artifact's metadata"
+        budgets = f"the calozoo artifact's wall time per flow ({budgets} s, from {source})"
     else:
         budgets = f"a wall budget per flow of {budgets} s (--budget)"
     n_generated = thousands(generation["n_showers"] if generation else n_heldout)
