@@ -91,7 +91,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_speed as shared  # noqa: E402 - Worker, serve, import_reference_module, thread settings
-from side_by_side import check_fit_validation_rows, heldout_row, loadavg, log_line  # noqa: E402
+from side_by_side import check_fit_validation_rows, heldout_row, layer_flow_losses, loadavg, log_line  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GIT_DIR = "/work/.mirror/claudius-krause+inductive-caloflow/repo"
@@ -511,14 +511,7 @@ def calozoo_worker() -> None:
             learning_rate=make_schedule(spec["schedule"], total_steps(spec, len(arrays[0]))),
             global_clipnorm=spec.get("clip_norm"))
 
-        def recipe_loss(*batch):
-            x, c = train.inputs("layer_flow", generator.make_seeds(1)[:, 0], *batch)
-            nll = -tf.reduce_mean(flow.log_prob(x, c, training=True))
-            return nll, nll
-
-        def model_loss(x, c):
-            nll = -tf.reduce_mean(flow.log_prob(x, c, training=True))
-            return nll, nll
+        recipe_loss, model_loss = layer_flow_losses(flow, train, generator)
 
         variables = list(flow.trainable_variables)
         jit = bool(spec.get("jit_compile", False))

@@ -24,6 +24,7 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
 import tf_keras  # noqa: E402
+from side_by_side import layer_flow_losses  # noqa: E402 (benchmarks/, this script's folder)
 
 from calozoo.registry import create, get_entry  # noqa: E402
 from calozoo.training.l2lflow import LayerData  # noqa: E402
@@ -52,14 +53,7 @@ def main():
     optimizer = tf_keras.optimizers.legacy.Adam(learning_rate=make_schedule(spec["schedule"], steps_total),
                                                 global_clipnorm=spec.get("clip_norm"))
 
-    def recipe_loss(*batch):
-        x, c = train.inputs("layer_flow", generator.make_seeds(1)[:, 0], *batch)
-        nll = -tf.reduce_mean(flow.log_prob(x, c, training=True))
-        return nll, nll
-
-    def model_loss(x, c):
-        nll = -tf.reduce_mean(flow.log_prob(x, c, training=True))
-        return nll, nll
+    recipe_loss, model_loss = layer_flow_losses(flow, train, generator)
 
     variables = list(flow.trainable_variables)
     recipe_step = _make_step(recipe_loss, variables, optimizer, None, jit_compile=True)

@@ -1,6 +1,7 @@
 """What the issue-21 side-by-side drivers (benchmarks/l2lflow_ds2_side_by_side.py,
 benchmarks/icaloflow_ds2_side_by_side.py) share: calozoo's fit / validation rows in an interpreter without calozoo,
-the machine's load, the per-epoch JSON log and a held-out table row from `calozoo evaluate`'s results.
+the machine's load, the per-epoch JSON log, a held-out table row from `calozoo evaluate`'s results, and the losses of
+calozoo's layer-flow training step that the throughput workers time.
 
 Standard library and numpy only (imported by the PyTorch interpreter that runs the drivers); h5py on demand.
 """
@@ -75,3 +76,21 @@ def heldout_row(directory: str, generated: str, auc_with_std: bool = True) -> di
                               else round(hgb["auc_mean"], 4))
     row["hits_per_shower"] = round(float((showers > 0).sum(axis=1).mean()), 1)
     return row
+
+
+def layer_flow_losses(flow, train, generator):
+    """(recipe_loss, model_loss) of calozoo's layer-flow training step: the mean negative log-likelihood of batches
+    preprocessed inside the step as training does (fresh noise and alpha augmentation from `generator`), and of fixed
+    (x, c) batches. `train` is the family's training-data object (`FlowData`, `LayerData`); TensorFlow is imported
+    only here, in the calozoo interpreter that runs the workers."""
+    import tensorflow as tf
+
+    def recipe_loss(*batch):
+        x, c = train.inputs("layer_flow", generator.make_seeds(1)[:, 0], *batch)
+        return model_loss(x, c)
+
+    def model_loss(x, c):
+        nll = -tf.reduce_mean(flow.log_prob(x, c, training=True))
+        return nll, nll
+
+    return recipe_loss, model_loss
