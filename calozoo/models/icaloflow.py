@@ -87,9 +87,12 @@ class ICaloFlowConfig(FlowConfig):
             raise ValueError(f"`num_blocks` must be >= 1; got {self.num_blocks}.")
         if self.dequantization not in DEQUANTIZATIONS:
             raise ValueError(f"`dequantization` must be one of {list(DEQUANTIZATIONS)}; got '{self.dequantization}'.")
-        if not 0.0 <= self.occupied_jitter < 1.0 or (self.occupied_jitter and self.dequantization == "uniform"):
+        jitter_misses = self.occupied_jitter and (self.dequantization == "uniform" or not self.renormalize_layers)
+        if not 0.0 <= self.occupied_jitter < 1.0 or jitter_misses:
             raise ValueError("`occupied_jitter` must lie in [0, 1) and needs dequantization 'log_normal' or "
-                             f"'below_threshold'; got {self.occupied_jitter} with '{self.dequantization}'.")
+                             "'below_threshold' with renormalize_layers (which undoes the shrink at generation); "
+                             f"got {self.occupied_jitter} with '{self.dequantization}', "
+                             f"renormalize_layers={self.renormalize_layers}.")
         alpha = self.shape_logit_alpha
         if alpha is not None and (isinstance(alpha, (str, bool)) or not 0.0 < alpha < 0.5):
             raise ValueError(f"`shape_logit_alpha` must be a number in (0, 0.5) or null; got {alpha!r}.")

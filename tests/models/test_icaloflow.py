@@ -248,6 +248,8 @@ def test_occupied_jitter_takes_the_fractions_off_the_simplex_and_the_mean_path_r
     np.testing.assert_allclose(back, layers, rtol=1e-9)
     with pytest.raises(ValueError, match="`occupied_jitter` must lie in"):
         ICaloFlowConfig(occupied_jitter=0.02)  # the paper's uniform dequantisation
+    with pytest.raises(ValueError, match="renormalize_layers=False"):
+        ICaloFlowConfig(occupied_jitter=0.02, dequantization="log_normal")  # layers would keep 1 - d/2 of E_n
 
 
 @needs_data
