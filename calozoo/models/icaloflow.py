@@ -2,7 +2,8 @@
 
 Three conditional flows, each 8 MADE-RQS blocks with global reverse/random permutations between them:
 
-- Flow-1 (`energy_flow`): the 45 layer energies, logit(E_k / 6.5e4 MeV), given log10(E_inc / MeV) - 4.5;
+- Flow-1 (`energy_flow`): the 45 layer energies, logit(E_k / 6.5e4 MeV), given log10(E_inc / MeV) - 4.5
+  (or, with `energy_variables="fractions"`, CaloFlow's energy fractions in logit space);
 - Flow-2 (`first_layer_flow`): the voxels of layer 0, normalised to unit sum, in logit space, given
   [log10 E_inc - 4.5, logit(E_0 / 6.5e4) / 4];
 - Flow-3 (`layer_flow`): one flow shared by layers n = 1..44, given [log10 E_inc - 4.5, logit(E_n / 6.5e4),
@@ -27,15 +28,25 @@ from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
-from calozoo.preprocessing import inverse_logit_transform, layer_normalize, logit_transform, rescale_rows
+from calozoo.preprocessing import (
+    energies_from_fractions,
+    energy_fractions,
+    inverse_logit_transform,
+    layer_normalize,
+    logit_transform,
+    rescale_rows,
+)
 
-__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS"]
+__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS", "ENERGY_VARIABLES"]
 
 # The three flows, as attributes of ICaloFlow and as keys of the training settings.
 FLOW_NAMES = ("energy_flow", "first_layer_flow", "layer_flow")
 # How a layer's voxels become continuous fractions: the paper's noise on every voxel, or empty voxels filled
 # up to the generation threshold (see ICaloFlow.shape_fractions).
 DEQUANTIZATIONS = ("uniform", "below_threshold", "log_normal")
+# What Flow-1 learns: the paper's 45 layer energies, CaloFlow's total-energy fraction and recursive layer
+# fractions, or the total-energy fraction and each layer's share of it (see ICaloFlow.energy_flow_inputs).
+ENERGY_VARIABLES = ("layers", "fractions", "shares")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +86,8 @@ class ICaloFlowConfig(FlowConfig):
     occupied_jitter: float = 0.0  # not "uniform": occupied fractions times 1 - U[0, occupied_jitter) in training
     shape_logit_alpha: float | None = None  # the voxel fractions' logit alpha (Flow-2/3); None: `logit_alpha`
     shape_tail_bound: float | None = None  # Flow-2/3's spline tail bound; None: `tail_bound`
+    energy_variables: str = "layers"  # the paper; or "fractions" / "shares" (see ICaloFlow.energy_flow_inputs)
+    energy_fraction_factor: float = 2.0  # f of "fractions" (DS2 and DS3 reach E_tot / E_inc = 1.30)
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -93,6 +106,12 @@ class ICaloFlowConfig(FlowConfig):
                              "'below_threshold' with renormalize_layers (which undoes the shrink at generation); "
                              f"got {self.occupied_jitter} with '{self.dequantization}', "
                              f"renormalize_layers={self.renormalize_layers}.")
+        if self.energy_variables not in ENERGY_VARIABLES:
+            raise ValueError(f"`energy_variables` must be one of {list(ENERGY_VARIABLES)}; "
+                             f"got '{self.energy_variables}'.")
+        if isinstance(self.energy_fraction_factor, (str, bool)) or not self.energy_fraction_factor > 0:
+            raise ValueError("`energy_fraction_factor` must be a positive number; "
+                             f"got {self.energy_fraction_factor!r}.")
         alpha = self.shape_logit_alpha
         if alpha is not None and (isinstance(alpha, (str, bool)) or not 0.0 < alpha < 0.5):
             raise ValueError(f"`shape_logit_alpha` must be a number in (0, 0.5) or null; got {alpha!r}.")
@@ -132,7 +151,8 @@ class ICaloFlowConfig(FlowConfig):
         """Per flow: features, context, hidden and MADE depth, from the geometry (nothing is built)."""
         n_layers, size = self.n_layers, self.layer_size
         return {
-            "energy_flow": dict(features=n_layers, context=1, hidden=self.energy_hidden,
+            "energy_flow": dict(features=n_layers + (self.energy_variables == "shares"), context=1,
+                                hidden=self.energy_hidden,
                                 made_hidden_blocks=self.energy_made_hidden_blocks),
             "first_layer_flow": dict(features=size, context=2, hidden=self.first_layer_hidden,
                                      made_hidden_blocks=self.first_layer_made_hidden_blocks),
@@ -259,9 +279,25 @@ class ICaloFlow(ShowerGenerator):
         return logit_transform(self.shape_fractions(layer_mev, seed), self.config.shape_alpha)
 
     def energy_flow_inputs(self, layer_energies_mev, incident_mev, seed):
-        """Flow-1 (x, c): logit of the noisy layer energies (N, 45) and log10 E_inc - 4.5 (N, 1)."""
-        x = self.energy_logit(self._noisy(layer_energies_mev, seed))
-        return x, self.incident_condition(incident_mev)
+        """Flow-1 (x, c): the noisy layer energies (N, 45) in logit space, and log10 E_inc - 4.5 (N, 1).
+
+        `energy_variables="layers"` (the paper): logit(E_k / 6.5e4 MeV). The other two put E_tot / E_inc, which a
+        classifier reads at the percent level, in one variable of the flow, u_0 = E_tot / (f E_inc), instead of
+        leaving it to a sum of 45 noisy ones: `"fractions"` (CaloFlow's u-space) follows it with the recursive
+        fractions E_k / sum_{j>=k} E_j; `"shares"` with each layer's share E_k / E_tot (46 variables), which
+        generation divides by their sum, so that no layer is what is left after the others.
+        """
+        noisy = self._noisy(layer_energies_mev, seed)
+        condition = self.incident_condition(incident_mev)
+        variables = self.config.energy_variables
+        if variables == "layers":
+            return self.energy_logit(noisy), condition
+        if variables == "fractions":
+            values = energy_fractions(noisy, incident_mev, self.config.energy_fraction_factor)
+        else:
+            total = tf.reduce_sum(noisy, axis=-1, keepdims=True)
+            values = tf.concat([total / (self.config.energy_fraction_factor * incident_mev), noisy / total], axis=-1)
+        return logit_transform(tf.clip_by_value(values, 0.0, 1.0), self.config.logit_alpha), condition
 
     def first_layer_condition(self, incident_mev, first_layer_energy_mev):
         """[log10 E_inc - 4.5, logit(E_0 / 6.5e4) / 4], (N, 2); E_0 (N, 1)."""
@@ -341,7 +377,16 @@ class ICaloFlow(ShowerGenerator):
         """Layer energies (N, 45) MeV from Flow-1 for E_inc (N, 1) MeV, values below 15 keV set to 0."""
         logits = self.energy_flow.sample(self.incident_condition(incident_mev), seed)
         fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
-        return self._cut(fractions * self.config.energy_unit_mev)
+        variables = self.config.energy_variables
+        if variables == "layers":
+            return self._cut(fractions * self.config.energy_unit_mev)
+        if variables == "shares":
+            total = fractions[:, :1] * self.config.energy_fraction_factor * incident_mev
+            return self._cut(rescale_rows(fractions[:, 1:], total, 0.0))
+        # float64: the last layers are what is left of E_tot after 44 subtractions, and the cut is at 15 keV.
+        energies = energies_from_fractions(tf.cast(fractions, tf.float64), tf.cast(incident_mev, tf.float64),
+                                           self.config.energy_fraction_factor)
+        return self._cut(tf.cast(energies, self.dtype))
 
     def _next_layer(self, previous_layer, incident, energies, index, seed):
         """Layer `index` (a scalar tensor in 1..44) given the generated layer index - 1 and Flow-1's energies."""
