@@ -376,15 +376,19 @@ class ICaloFlow(ShowerGenerator):
     def sample_layer_energies(self, incident_mev, seed):
         """Layer energies (N, 45) MeV from Flow-1 for E_inc (N, 1) MeV, values below 15 keV set to 0."""
         logits = self.energy_flow.sample(self.incident_condition(incident_mev), seed)
-        fractions = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
+        return self.layer_energies_from_logits(logits, incident_mev)
+
+    def layer_energies_from_logits(self, logits, incident_mev):
+        """Flow-1's variables (the inverse of `energy_flow_inputs`' x) -> layer energies (N, 45) MeV, cut at 15 keV."""
+        values = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
         variables = self.config.energy_variables
         if variables == "layers":
-            return self._cut(fractions * self.config.energy_unit_mev)
+            return self._cut(values * self.config.energy_unit_mev)
         if variables == "shares":
-            total = fractions[:, :1] * self.config.energy_fraction_factor * incident_mev
-            return self._cut(rescale_rows(fractions[:, 1:], total, 0.0))
+            total = values[:, :1] * self.config.energy_fraction_factor * incident_mev
+            return self._cut(rescale_rows(values[:, 1:], total, 0.0))
         # float64: the last layers are what is left of E_tot after 44 subtractions, and the cut is at 15 keV.
-        energies = energies_from_fractions(tf.cast(fractions, tf.float64), tf.cast(incident_mev, tf.float64),
+        energies = energies_from_fractions(tf.cast(values, tf.float64), tf.cast(incident_mev, tf.float64),
                                            self.config.energy_fraction_factor)
         return self._cut(tf.cast(energies, self.dtype))
 

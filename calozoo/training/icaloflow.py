@@ -230,6 +230,10 @@ def _distill_flow(student, teacher, flow_name, train, spec, checkpoint_dir, resu
 
 def adopt_teacher_parts(student: ICaloFlow, teacher: ICaloFlow) -> None:
     """The student reuses the teacher's Flow-1 and, position by position, the permutations of Flow-2/3."""
+    for key in ("energy_variables", "energy_fraction_factor"):
+        if getattr(student.config, key) != getattr(teacher.config, key):
+            raise ValueError(f"The student's `{key}` ({getattr(student.config, key)!r}) must be its teacher's "
+                             f"({getattr(teacher.config, key)!r}): it reuses the teacher's Flow-1.")
     copy_variables(student.energy_flow, teacher.energy_flow)
     for flow_name in FLOW_NAMES[1:]:
         adopt_permutations(getattr(student, flow_name), getattr(teacher, flow_name))

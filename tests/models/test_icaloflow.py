@@ -252,6 +252,36 @@ def test_occupied_jitter_takes_the_fractions_off_the_simplex_and_the_mean_path_r
         ICaloFlowConfig(occupied_jitter=0.02, dequantization="log_normal")  # layers would keep 1 - d/2 of E_n
 
 
+@pytest.mark.parametrize("variables", ["layers", "fractions", "shares"])
+def test_flow_1_variables_round_trip_to_the_layer_energies(ds2, variables):
+    """Flow-1's inputs, turned back by the generation path, give the (noise-mean shifted) layer energies again; the
+    'fractions' and 'shares' variables carry E_tot / (f E_inc) as their first entry."""
+    energies, showers = ds2
+    energies = energies.astype(np.float64)
+    model = tiny(dtype="float64", energy_variables=variables, energy_fraction_factor=2.0)
+    layers = showers.reshape(len(showers), 45, -1).sum(-1).astype(np.float64)
+    x, _ = model.energy_flow_inputs(tf.constant(layers), tf.constant(energies), None)
+    assert x.shape == (len(showers), 46 if variables == "shares" else 45)
+    noisy = layers + 0.5 * model.config.noise_mev
+    if variables != "layers":
+        first = inverse_logit_transform(x[:, :1], model.config.logit_alpha).numpy()
+        np.testing.assert_allclose(first, noisy.sum(-1, keepdims=True) / (2.0 * energies), rtol=1e-9)
+    back = model.layer_energies_from_logits(x, tf.constant(energies)).numpy()
+    expected = np.where(noisy < model.config.threshold_mev, 0.0, noisy)
+    np.testing.assert_allclose(back, expected, rtol=1e-5, atol=1e-6)  # the paper's logit inverse: 1.5e-6
+
+
+def test_energy_variables_config_and_the_student_must_share_its_teachers():
+    assert ICaloFlowConfig(energy_variables="shares").flow_shapes()["energy_flow"]["features"] == 46
+    with pytest.raises(ValueError, match="`energy_variables` must be one of"):
+        ICaloFlowConfig(energy_variables="u")
+    with pytest.raises(ValueError, match="`energy_fraction_factor` must be a positive number"):
+        ICaloFlowConfig(energy_variables="shares", energy_fraction_factor=0.0)
+    from calozoo.training.icaloflow import adopt_teacher_parts
+    with pytest.raises(ValueError, match="student's `energy_variables`"):
+        adopt_teacher_parts(student=tiny("student"), teacher=tiny(energy_variables="shares"))
+
+
 @needs_data
 @pytest.mark.parametrize("dequantization", ["uniform", "log_normal"])
 def test_sparsity_guard_a_perfect_flow_gives_the_data_hits_and_energy(dequantization):
