@@ -29,12 +29,13 @@ from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
 from calozoo.preprocessing import (
-    energies_from_fractions,
-    energy_fractions,
+    ENERGY_VARIABLES,
+    from_energy_variables,
     inverse_logit_transform,
     layer_normalize,
     logit_transform,
     rescale_rows,
+    to_energy_variables,
 )
 
 __all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS", "ENERGY_VARIABLES"]
@@ -44,9 +45,6 @@ FLOW_NAMES = ("energy_flow", "first_layer_flow", "layer_flow")
 # How a layer's voxels become continuous fractions: the paper's noise on every voxel, or empty voxels filled
 # up to the generation threshold (see ICaloFlow.shape_fractions).
 DEQUANTIZATIONS = ("uniform", "below_threshold", "log_normal")
-# What Flow-1 learns: the paper's 45 layer energies, CaloFlow's total-energy fraction and recursive layer
-# fractions, or the total-energy fraction and each layer's share of it (see ICaloFlow.energy_flow_inputs).
-ENERGY_VARIABLES = ("layers", "fractions", "shares")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,16 +286,10 @@ class ICaloFlow(ShowerGenerator):
         generation divides by their sum, so that no layer is what is left after the others.
         """
         noisy = self._noisy(layer_energies_mev, seed)
-        condition = self.incident_condition(incident_mev)
-        variables = self.config.energy_variables
-        if variables == "layers":
-            return self.energy_logit(noisy), condition
-        if variables == "fractions":
-            values = energy_fractions(noisy, incident_mev, self.config.energy_fraction_factor)
-        else:
-            total = tf.reduce_sum(noisy, axis=-1, keepdims=True)
-            values = tf.concat([total / (self.config.energy_fraction_factor * incident_mev), noisy / total], axis=-1)
-        return logit_transform(tf.clip_by_value(values, 0.0, 1.0), self.config.logit_alpha), condition
+        c = self.config
+        values = to_energy_variables(c.energy_variables, noisy, tf.cast(incident_mev, noisy.dtype), c.energy_unit_mev,
+                                     c.energy_fraction_factor)
+        return logit_transform(values, c.logit_alpha), self.incident_condition(incident_mev)
 
     def first_layer_condition(self, incident_mev, first_layer_energy_mev):
         """[log10 E_inc - 4.5, logit(E_0 / 6.5e4) / 4], (N, 2); E_0 (N, 1)."""
@@ -380,17 +372,10 @@ class ICaloFlow(ShowerGenerator):
 
     def layer_energies_from_logits(self, logits, incident_mev):
         """Flow-1's variables (the inverse of `energy_flow_inputs`' x) -> layer energies (N, 45) MeV, cut at 15 keV."""
-        values = inverse_logit_transform(logits, self.config.logit_alpha, clamp=True)
-        variables = self.config.energy_variables
-        if variables == "layers":
-            return self._cut(values * self.config.energy_unit_mev)
-        if variables == "shares":
-            total = values[:, :1] * self.config.energy_fraction_factor * incident_mev
-            return self._cut(rescale_rows(values[:, 1:], total, 0.0))
-        # float64: the last layers are what is left of E_tot after 44 subtractions, and the cut is at 15 keV.
-        energies = energies_from_fractions(tf.cast(values, tf.float64), tf.cast(incident_mev, tf.float64),
-                                           self.config.energy_fraction_factor)
-        return self._cut(tf.cast(energies, self.dtype))
+        c = self.config
+        values = inverse_logit_transform(logits, c.logit_alpha, clamp=True)
+        return self._cut(from_energy_variables(c.energy_variables, values, incident_mev, c.energy_unit_mev,
+                                               c.energy_fraction_factor))
 
     def _next_layer(self, previous_layer, incident, energies, index, seed):
         """Layer `index` (a scalar tensor in 1..44) given the generated layer index - 1 and Flow-1's energies."""

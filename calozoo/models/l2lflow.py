@@ -28,7 +28,14 @@ from calozoo.bijectors.rq_spline import SplineSettings
 from calozoo.data.geometry import load_geometry
 from calozoo.models._config import FlowConfig
 from calozoo.models.base import ShowerGenerator
-from calozoo.preprocessing import inverse_logit_transform, keep_filled_rows, logit_transform, rescale_rows
+from calozoo.preprocessing import (
+    energies_from_shares,
+    energy_shares,
+    inverse_logit_transform,
+    keep_filled_rows,
+    logit_transform,
+    rescale_rows,
+)
 
 __all__ = ["L2LFlowConfig", "L2LFlow", "LAYER_FLOW_MODES"]
 
@@ -107,6 +114,10 @@ class L2LFlowConfig(FlowConfig):
     # loader and generator stack them (an imported checkpoint); False (calozoo's trained models): newest first.
     previous_oldest_first: bool = False
     max_veto_rounds: int = 20
+    # What the energy flow learns (calozoo.preprocessing.ENERGY_VARIABLES): "layers" (the paper) logit(E_k / 63.6 GeV);
+    # "shares": E_tot / (f E_inc) and each layer's share E_k / E_tot (46 variables), f = energy_fraction_factor.
+    energy_variables: str = "layers"
+    energy_fraction_factor: float = 2.0
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float32"
@@ -120,6 +131,11 @@ class L2LFlowConfig(FlowConfig):
         if self.num_blocks < 1 or self.hidden < 1 or self.previous_layers < 0:
             raise ValueError(f"`num_blocks` and `hidden` must be >= 1 and `previous_layers` >= 0; got "
                              f"{self.num_blocks}, {self.hidden}, {self.previous_layers}.")
+        if self.energy_variables not in ("layers", "shares"):
+            raise ValueError(f"`energy_variables` must be 'layers' or 'shares'; got '{self.energy_variables}'.")
+        if isinstance(self.energy_fraction_factor, (str, bool)) or not self.energy_fraction_factor > 0:
+            raise ValueError("`energy_fraction_factor` must be a positive number; "
+                             f"got {self.energy_fraction_factor!r}.")
         object.__setattr__(self, "squeeze", _tuples(self.squeeze or _DEFAULT_SQUEEZE[self.dataset]))
         object.__setattr__(self, "down_factors", _tuples(self.down_factors or _DEFAULT_DOWN[self.dataset]))
 
@@ -155,10 +171,16 @@ class L2LFlowConfig(FlowConfig):
                     squeeze=self.squeeze, num_blocks=self.num_blocks, hidden=self.hidden,
                     down_factors=self.down_factors, embedding_channels=0 if causal_first else self.embedding_channels)
 
+    @property
+    def energy_features(self) -> int:
+        """The energy flow's variables: 45 layer energies, or with "shares" E_tot / (f E_inc) and 45 shares."""
+        return self.n_layers + (self.energy_variables == "shares")
+
     def expected_num_params(self) -> dict[str, int]:
         """Trainable parameters of the energy flow, the layer flows and their `total`, without building anything."""
-        energy = AutoregressiveRQSFlow.expected_num_params(self.n_layers, 1, self.energy_hidden, self.energy_blocks,
-                                                           self.energy_num_bins, self.energy_made_hidden_blocks)
+        energy = AutoregressiveRQSFlow.expected_num_params(self.energy_features, 1, self.energy_hidden,
+                                                           self.energy_blocks, self.energy_num_bins,
+                                                           self.energy_made_hidden_blocks)
         layers = range(1 if self.layer_flows == "shared" else self.n_layers)
         layer_flows = sum(ConvLayerFlow.expected_num_params(**self.layer_flow_kwargs(i), num_bins=self.num_bins)
                           for i in layers)
@@ -184,11 +206,12 @@ class L2LFlow(ShowerGenerator):
         self.n_layers = config.n_layers
         self.n_r, self.n_alpha = config.image_shape
         rng = np.random.default_rng(config.permutation_seed)
-        permutations = [rng.permutation(self.n_layers) for _ in range(config.energy_blocks)]
+        permutations = [rng.permutation(config.energy_features) for _ in range(config.energy_blocks)]
         first = permutations.pop(0) if config.energy_input_permutation else None
         with self.name_scope:
             self.energy_flow = AutoregressiveRQSFlow(
-                features=self.n_layers, context=1, hidden=config.energy_hidden, num_blocks=config.energy_blocks,
+                features=config.energy_features, context=1, hidden=config.energy_hidden,
+                num_blocks=config.energy_blocks,
                 kind="maf", permutations=permutations, input_permutation=first,
                 made_hidden_blocks=config.energy_made_hidden_blocks, spline=config.energy_spline, seed=config.seed,
                 dtype=self.dtype, name="energy_flow")
@@ -231,16 +254,28 @@ class L2LFlow(ShowerGenerator):
         """2 log10(E_inc / GeV + 1e-6) - 3, in [-3, 3] for 1 GeV - 1 TeV."""
         return 2.0 * tf.math.log(incident_gev + 1e-6) / np.log(10.0) - 3.0
 
-    def energy_flow_x(self, layer_energies_gev, seed):
-        """logit of clamp((E_k + N(1e-6, 2e-7^2) GeV) / 63.6065 GeV); `seed=None` adds the noise's mean."""
+    def energy_flow_x(self, layer_energies_gev, incident_gev, seed):
+        """logit of the energy variables of (E_k + N(1e-6, 2e-7^2) GeV): clamp(E / 63.6065 GeV) (the paper) or the
+        shares (`energy_variables`); E_inc (N, 1) GeV; `seed=None` adds the noise's mean."""
         c = self.config
         if seed is None:
             noise = c.energy_noise_mean_gev
         else:
             noise = stateless.normal(tf.shape(layer_energies_gev), seed, c.energy_noise_mean_gev,
                                      c.energy_noise_std_gev, self.dtype)
-        fraction = tf.clip_by_value((layer_energies_gev + noise) * c.energy_scale_gev, 0.0, 1.0)
-        return logit_transform(fraction, c.energy_logit_alpha)
+        if c.energy_variables == "layers":  # as the reference computes it
+            values = tf.clip_by_value((layer_energies_gev + noise) * c.energy_scale_gev, 0.0, 1.0)
+        else:
+            values = energy_shares(layer_energies_gev + noise, incident_gev, c.energy_fraction_factor)
+        return logit_transform(values, c.energy_logit_alpha)
+
+    def layer_energies_from_logits(self, logits, incident_gev):
+        """The energy flow's output (the inverse of `energy_flow_x`) -> layer energies (N, 45) GeV."""
+        c = self.config
+        values = inverse_logit_transform(logits, c.energy_logit_alpha, clamp=True)
+        if c.energy_variables == "layers":
+            return values / c.energy_scale_gev
+        return energies_from_shares(values, incident_gev, c.energy_fraction_factor)
 
     def energies_after_cut(self, layers_gev):
         """Sum over each layer image (..., r, alpha) of the voxels >= 15.15 keV."""
@@ -345,7 +380,7 @@ class L2LFlow(ShowerGenerator):
         layers = self.layers_gev(showers)
         incident = tf.reshape(tf.cast(incident_energies, self.dtype), [-1, 1]) / 1e3
         seeds = [None, None] if seed is None else tf.unstack(stateless.split(seed, 2))
-        energy_x = self.energy_flow_x(self.energies_after_cut(layers), seeds[0])
+        energy_x = self.energy_flow_x(self.energies_after_cut(layers), incident, seeds[0])
         noisy = self.noisy_voxels(layers, seeds[1])
         transformed = self.transform_voxels(noisy, tf.range(self.n_layers)[None, :])
         return self.preprocessed_log_prob(energy_x, transformed, self.energies_after_cut(noisy), incident)
@@ -388,7 +423,7 @@ class L2LFlow(ShowerGenerator):
 
         def draw(index):
             logits = self.energy_flow.sample(condition, stateless.fold_in(seed, index))
-            return inverse_logit_transform(logits, c.energy_logit_alpha, clamp=True) / c.energy_scale_gev
+            return self.layer_energies_from_logits(logits, incident_gev)
 
         def vetoed(energies):
             return tf.reduce_sum(energies, axis=-1) > c.veto * incident_gev[:, 0]
@@ -422,8 +457,7 @@ class L2LFlow(ShowerGenerator):
         noise itself."""
         incident = tf.cast(incident_energies, self.dtype) / 1e3
         logits = self.energy_flow.sample_from_noise(energy_noise, self.incident_condition(incident))
-        c = self.config
-        energies = inverse_logit_transform(logits, c.energy_logit_alpha, clamp=True) / c.energy_scale_gev
+        energies = self.layer_energies_from_logits(logits, incident)
         noise = tf.convert_to_tensor(layer_noise, self.dtype)
 
         def draw(flow, layer, context, weights):

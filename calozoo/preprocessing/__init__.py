@@ -9,7 +9,15 @@ from calozoo.preprocessing.dequantization import (
                                                  uniform_quantize,
                                                  unit_square_to_polar,
 )
-from calozoo.preprocessing.energy_fractions import energies_from_fractions, energy_fractions
+from calozoo.preprocessing.energy_fractions import (
+    ENERGY_VARIABLES,
+    energies_from_fractions,
+    energies_from_shares,
+    energy_fractions,
+    energy_shares,
+    from_energy_variables,
+    to_energy_variables,
+)
 from calozoo.preprocessing.frozen_statistics import FrozenMinMax, FrozenStandardizer
 from calozoo.preprocessing.layers import keep_filled_rows, layer_normalize, rescale_layers, rescale_rows, split_layers
 from calozoo.preprocessing.logit import inverse_logit_transform, logit_transform
@@ -17,6 +25,11 @@ from calozoo.preprocessing.logit import inverse_logit_transform, logit_transform
 __all__ = [
     "energy_fractions",
     "energies_from_fractions",
+    "energy_shares",
+    "energies_from_shares",
+    "ENERGY_VARIABLES",
+    "to_energy_variables",
+    "from_energy_variables",
     "layer_normalize",
     "rescale_layers",
     "rescale_rows",

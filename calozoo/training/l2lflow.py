@@ -80,7 +80,7 @@ class LayerData:
         model = self.model
         if part == "energy_flow":
             energies, incident = (tf.cast(b, model.dtype) for b in batch)
-            return model.energy_flow_x(energies, seed), model.incident_condition(incident)
+            return model.energy_flow_x(energies, incident, seed), model.incident_condition(incident)
         if part == "layer_flow":
             rows, layer_index = batch
             layer = None

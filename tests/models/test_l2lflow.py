@@ -82,6 +82,25 @@ def test_config_errors_and_yaml_round_trip():
     assert L2LFlowConfig.from_dict(config.to_dict()) == config
 
 
+def test_energy_shares_option_round_trips_and_counts_46_variables(ds2):
+    """`energy_variables="shares"`: the energy flow learns E_tot / (f E_inc) and 45 shares; its inputs, turned back
+    by the generation path, are the (noise-mean shifted) layer energies; the paper's path is unchanged."""
+    energies, showers = ds2
+    incident = energies.astype(np.float64) / 1e3
+    layers = showers.reshape(len(showers), 45, -1).sum(-1).astype(np.float64) / 1e3
+    config = L2LFlowConfig(**{**TINY, "energy_variables": "shares", "dtype": "float64"})
+    model = L2LFlow(config)
+    assert config.energy_features == 46 and model.num_params == config.expected_num_params()["total"]
+    x = model.energy_flow_x(tf.constant(layers), tf.constant(incident), None)
+    noisy = layers + config.energy_noise_mean_gev
+    np.testing.assert_allclose(model.layer_energies_from_logits(x, tf.constant(incident)).numpy(), noisy, rtol=1e-6)
+    paper = tiny(dtype="float64")
+    x_paper = paper.energy_flow_x(tf.constant(layers), None, None)
+    np.testing.assert_allclose(paper.layer_energies_from_logits(x_paper, None).numpy(), noisy, rtol=1e-5)
+    with pytest.raises(ValueError, match="`energy_variables` must be 'layers' or 'shares'"):
+        L2LFlowConfig(energy_variables="fractions")
+
+
 # ----- preprocessing (MODELS.md 6.1) ----------------------------------------------------------------------
 def test_layout_is_r_by_alpha_in_gev(tiny_models):
     model = tiny_models["shared"]

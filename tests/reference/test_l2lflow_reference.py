@@ -253,7 +253,8 @@ def test_energy_flow_inputs(model, cases):
     energy flow's tail bound) it returns energies below 0 or above 1 / scale (at -14: -1.07e-5 GeV, calozoo 0; at
     +14: 63.6065 GeV x (1 + 1.7e-7), calozoo 63.6065 GeV): those two entries are left out."""
     energies = cases["pre_layer_energies_gev"]
-    assert_matches(model.energy_flow_x(energies - model.config.energy_noise_mean_gev, None), cases["pre_energy_x"])
+    energy_x = model.energy_flow_x(energies - model.config.energy_noise_mean_gev, None, None)  # "layers": no E_inc
+    assert_matches(energy_x, cases["pre_energy_x"])
     logits, expected = cases["pre_energy_logits"], cases["pre_energy_logits_gev"]
     inside = np.abs(logits) <= np.log((1 - model.config.energy_logit_alpha) / model.config.energy_logit_alpha)
     assert inside.sum() == logits.size - 2
