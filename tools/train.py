@@ -59,6 +59,13 @@ def _data_files(patterns) -> list[str]:
 @click.option("--teacher", default=None,
               help="For a student: the teacher (NAME, NAME@user or an artifact path; default: the config's teacher, "
                    "your own training of it if the user store has one, else the shipped one).")
+@click.option("--parts", default=None, metavar="PART,PART",
+              help="Train only these parts (iCaloFlow: energy_flow, first_layer_flow, layer_flow; L2LFlows: "
+                   "energy_flow, layer_flow...); the others keep the weights of --init-from.")
+@click.option("--init-from", default=None, metavar="NAME|NAME@user|PATH",
+              help="With --parts: the trained artifact whose weights the parts not trained keep (e.g. a shipped model "
+                   "whose energy flow is retrained with --set energy_variables=shares).")
+@click.option("--init-version", type=int, default=None, help="The version of --init-from (default: as `load` picks).")
 @click.option("--variant", default=None,
               help="Start from a named variant of the model's YAML (`calozoo info NAME` lists them; 'compact' is the "
                    "recipe of the shipped artifact); --set, --train-set, --epochs and --heldout-fraction apply on top.")
@@ -78,8 +85,9 @@ def _data_files(patterns) -> list[str]:
                    "input over 1 GiB of showers (the other families read into memory).")
 @allow_energy_range_option
 @reports_errors
-def train_command(name, data, epochs, resume, from_checkpoints, workdir, output_root, teacher, variant, settings,
-                  training, heldout_fraction, seed, no_metrics, strategy, streaming, allow_energy_range):
+def train_command(name, data, epochs, resume, from_checkpoints, workdir, output_root, teacher, parts, init_from,
+                  init_version, variant, settings, training, heldout_fraction, seed, no_metrics, strategy, streaming,
+                  allow_energy_range):
     """Train model NAME on the showers in DATA (MeV); checkpoints every epoch, and writes NAME/vN to the user
     store (see `calozoo info NAME`; load it with NAME@user)."""
     from calozoo.workflow.recipe import train_to_artifact
@@ -94,5 +102,6 @@ def train_command(name, data, epochs, resume, from_checkpoints, workdir, output_
                                   heldout_fraction=heldout_fraction, seed=seed, with_metrics=not no_metrics,
                                   strategy=strategy, training_overrides=_overrides(training, "--train-set"),
                                   allow_energy_range=allow_energy_range, streaming=streaming,
-                                  from_checkpoints=from_checkpoints)
+                                  from_checkpoints=from_checkpoints, init_from=init_from, init_version=init_version,
+                                  parts=None if parts is None else tuple(p.strip() for p in parts.split(",")))
     click.echo(f"wrote {directory}")

@@ -228,6 +228,13 @@ def _distill_flow(student, teacher, flow_name, train, spec, checkpoint_dir, resu
                                  strategy=strategy)
 
 
+def trainable_parts(model: ICaloFlow) -> dict:
+    """The flows `train_icaloflow` trains, by name: all three for a teacher, Flow-2/3 for a student (whose Flow-1
+    is its teacher's)."""
+    names = FLOW_NAMES if model.config.role == "teacher" else FLOW_NAMES[1:]
+    return {name: getattr(model, name) for name in names}
+
+
 def adopt_teacher_parts(student: ICaloFlow, teacher: ICaloFlow) -> None:
     """The student reuses the teacher's Flow-1 and, position by position, the permutations of Flow-2/3."""
     for key in ("energy_variables", "energy_fraction_factor"):

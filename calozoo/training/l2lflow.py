@@ -103,6 +103,11 @@ class LayerData:
                 for start in range(0, len(arrays[0]), chunk)]
 
 
+def trainable_parts(model: L2LFlow) -> dict:
+    """The separately trained parts by name (`part_names`), each its flow."""
+    return {part: _flow(model, part) for part in part_names(model)}
+
+
 def _flow(model: L2LFlow, part: str):
     if part == "energy_flow":
         return model.energy_flow

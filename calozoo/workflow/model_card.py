@@ -69,6 +69,7 @@ def render_model_card(name: str, description: str, metadata: dict, retrain_comma
         lines.append(f"- {part}: {result['epochs']} epochs, {result['steps']} steps, "
                      f"{result['wall_time_s']:.0f} s wall time; best epoch {result['best_epoch']} "
                      f"by {result['metric_name']} = {result['best_metric']:.4g}")
+    lines += [f"- {note}" for note in metadata.get("provenance", [])]  # e.g. parts taken from an earlier run
     derived = metadata.get("derived_from")
     if derived:
         lines.append(f"- the weights of v{derived['version']} (trained as above, not retrained); only the generation "

@@ -19,11 +19,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calozoo.artifacts import artifact_versions, library_versions, write_artifact
+from calozoo.artifacts import artifact_versions, library_versions, read_artifact_config, write_artifact
 from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_validation_split
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
 from calozoo.registry import PATH, REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
+from calozoo.training import TRAINABLE_PARTS
+from calozoo.training.distillation import copy_variables
 from calozoo.training.precision import PRECISIONS, network_precision
 from calozoo.training.trainer import CHECKPOINTS_ONLY
 from calozoo.workflow.model_card import render_model_card
@@ -173,6 +175,12 @@ def retrain_command(name: str, data_path, metadata: dict, epochs: int | None = N
         parts += ["--heldout-fraction", str(data["heldout_fraction"])]
     if teacher:
         parts += ["--teacher", teacher]
+    init = metadata.get("init_from")
+    if init:
+        parts += ["--init-from", init["artifact"]]
+        if "/" not in init["artifact"]:  # a registered name: which of its versions
+            parts += ["--init-version", init["version"].lstrip("v")]
+        parts += ["--parts", ",".join(init["parts"])]
     for k, v in metadata["config_changes"].items():
         if variant is None or k not in variant.config or variant.config[k] != v:
             parts += ["--set", f"{k}={_yaml_flow(v)}"]
@@ -230,14 +238,51 @@ def _teacher_for(entry, teacher, dtype):
     return load(teacher, dtype=dtype) if isinstance(teacher, (str, Path)) else teacher
 
 
+def _adopt_untrained_parts(entry, model, parts, init_from, init_version, dtype):
+    """With `parts`: loads `init_from` and copies into `model` the weights of every part that will not train.
+    Returns the loaded source model (None without `parts`)."""
+    if parts is None and init_from is None:
+        return None
+    lister = TRAINABLE_PARTS.get(entry.family)
+    if lister is None:
+        raise CalozooError(f"--parts: the {entry.family} family trains its parts together; "
+                           f"only {', '.join(sorted(TRAINABLE_PARTS))} models train part by part.")
+    own = lister(model)
+    if not parts or init_from is None:
+        raise CalozooError("--parts and --init-from go together: the parts to train, and the trained artifact "
+                           f"the others come from (parts of '{entry.name}': {', '.join(own)}).")
+    unknown = sorted(set(parts) - set(own))
+    if unknown:
+        raise CalozooError(f"--parts: {', '.join(unknown)} not a part of '{entry.name}'; its parts: "
+                           f"{', '.join(own)}.")
+    source = load(init_from, version=init_version, dtype=dtype)
+    if read_artifact_config(source.artifact_dir)["family"] != entry.family or source.dataset != model.dataset:
+        raise CalozooError(f"--init-from {init_from}: not a {entry.family} model of dataset {model.dataset}.")
+    theirs = lister(source)
+    for part, module in own.items():
+        if part in parts:
+            continue
+        try:
+            copy_variables(module, theirs[part])
+        except (KeyError, ValueError):
+            raise CalozooError(f"--init-from {init_from}: its part '{part}' does not fit this configuration (other "
+                               "sizes); train that part too (--parts) or keep its settings.") from None
+    return source
+
+
+def _artifact_reference(model) -> str:
+    """How a command line names a loaded artifact: NAME, NAME@user, or its path."""
+    directory, origin = model.artifact_dir, model.artifact_origin
+    if origin == PATH:
+        return str(directory)
+    return directory.parent.name + (f"@{USER}" if origin == USER else "")
+
+
 def _teacher_reference(teacher) -> str | None:
     """How the reproduce command names the teacher model: NAME, NAME@user, or its artifact path."""
     if teacher is None or teacher.artifact_dir is None:  # no student, or a teacher built in memory
         return None
-    directory, origin = teacher.artifact_dir, teacher.artifact_origin
-    if origin == PATH:
-        return str(directory)
-    return directory.parent.name + (f"@{USER}" if origin == USER else "")
+    return _artifact_reference(teacher)
 
 
 def heldout_sample(rows: np.ndarray, n_voxels: int, seed: int) -> np.ndarray:
@@ -271,7 +316,8 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
                       heldout_fraction: float | None = None, seed: int = 0, progress: bool = True,
                       with_metrics: bool = True, strategy: str = "none", training_overrides: dict | None = None,
                       allow_energy_range: bool = False, streaming: str = "auto",
-                      from_checkpoints: bool = False) -> Path:
+                      from_checkpoints: bool = False, parts: tuple[str, ...] | None = None,
+                      init_from=None, init_version: int | None = None) -> Path:
     """Trains the registered model `name` on `data_path` and writes `<output_root>/<name>/v<N>/`.
 
     Args:
@@ -292,6 +338,11 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
             path).
         from_checkpoints: train nothing; write the artifact from the finished checkpoints in `workdir` (every part
             must have reached its epochs or stopped early; see `train_loop`'s CHECKPOINTS_ONLY).
+        parts: train only these parts (iCaloFlow's flows, L2LFlows' energy and layer flows; see
+            calozoo.training.TRAINABLE_PARTS); every other part keeps the weights of `init_from`.
+        init_from: with `parts`, the trained artifact (NAME, NAME@user or an artifact path) the other parts come
+            from, e.g. a shipped model whose energy flow is retrained with other `energy_variables`;
+            `init_version` picks its version (default: as `load` resolves the name).
     """
     import contextlib
 
@@ -315,6 +366,7 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
                            "precision runs the MADE products in bfloat16; see calozoo.training.precision).")
     with distribution.scope() if distribution is not None else contextlib.nullcontext():
         model = family.build(config)
+    source = _adopt_untrained_parts(entry, model, parts, init_from, init_version, config.get("dtype"))
     paths = _data_paths(data_path)
     n_voxels = load_geometry(model.dataset).n_voxels
     streamed = use_streaming(entry.family, paths, streaming)
@@ -333,6 +385,8 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
     kwargs = {}
     if getattr(model, "config", None) is not None and getattr(model.config, "role", None) == "student":
         kwargs["teacher"] = _teacher_for(entry, teacher, config.get("dtype"))
+    if parts is not None:
+        kwargs["parts"] = tuple(parts)
     started = time.perf_counter()
     with network_precision(model, precision):
         results = family.train(model, training_showers, energies[train_rows], str(workdir), settings=recipe,
@@ -359,6 +413,13 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
         "training_wall_time_s": wall,
         "metrics": model_card_metrics(model, paths, heldout_fraction, seed) if with_metrics else {},
     }
+    if source is not None:
+        reference = _artifact_reference(source)
+        version = source.artifact_dir.name
+        metadata["init_from"] = {"artifact": reference, "version": version, "parts": list(parts)}
+        kept = [part for part in TRAINABLE_PARTS[entry.family](model) if part not in parts]
+        metadata["provenance"] = [f"{', '.join(kept)}: the weights of {reference} {version} (`--init-from`); this "
+                                  f"run trained {', '.join(parts)} only"]
     command = retrain_command(name, paths, metadata, epochs=epochs,
                               teacher=_teacher_reference(kwargs.get("teacher")), variant=chosen)
     metadata["retrain_command"] = command
