@@ -98,7 +98,8 @@ def main():
     print("GEANT4 floor", json.dumps(rows["GEANT4 floor"]))
     output = Path(args.output)
     results = json.loads(output.read_text()) if output.exists() else {}
-    results[args.model] = {"date": datetime.date.today().isoformat(), "train": args.train, "heldout": args.heldout,
+    results[args.model] = {"date": datetime.date.today().isoformat(), "train": Path(args.train).name,
+                           "heldout": Path(args.heldout).name,
                            "n_heldout": len(held_showers), "generation_seed": SEED, "rows": rows}
     output.write_text(json.dumps(results, indent=1) + "\n")
 
