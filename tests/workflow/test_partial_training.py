@@ -24,8 +24,8 @@ def trained(tmp_path_factory):
     energies, showers = read_showers(DS2_FILE, n_voxels=6480, stop=60)
     data = root / "ds2_60.h5"
     write_showers(data, energies, showers)
-    first = train_to_artifact(NAME, str(data), overrides=TINY, epochs=1, workdir=root / "run1", output_root=root / "out",
-                              progress=False, with_metrics=False)
+    first = train_to_artifact(NAME, str(data), overrides=TINY, epochs=1, workdir=root / "run1",
+                              output_root=root / "out", progress=False, with_metrics=False)
     return data, root, first
 
 
