@@ -67,8 +67,12 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=1000)
     parser.add_argument("--micro", default="100,250,500,1000")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: TensorFlow's)")
     parser.add_argument("--out", type=Path, help="JSON file the row is added to")
     args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     sizes = [int(s) for s in args.micro.split(",")]
     model = zoo.create(args.model, dtype="float32") if args.paper_size else zoo.load(args.model, dtype="float32")
     load_start = os.getloadavg()

@@ -14,11 +14,12 @@ Signatures (tag `serve`, method `tensorflow/serving/predict`), every batched ten
   seed drawn inside on every call.
 - `generate_seeded`: `incident_energies` and `seed` int64 (2,) -> `showers`; the same inputs give the same
   showers after any reload, and the same as the in-process sampler `model.sampler()(energies,
-  seed_pair(seed[0], seed[1]))` for N <= `model.micro_batch` (so `model.generate(energies, seed=s)` for a seed
-  (s, 0)). The seed has no batch dimension: send these requests to a server without `--enable_batching`.
+  seed_pair(seed[0], seed[1]))` at every N (so `model.generate(energies, seed=s)` for a seed (s, 0)): a batch
+  larger than `model.micro_batch` is cut into the same seeded slices as in process (`sample_in_slices`). The
+  seed has no batch dimension: send these requests to a server without `--enable_batching`.
 
 Generation is XLA-compiled (`jit_compile`) where the family `supports_xla`, as in process: a TF1 session (TF
-Serving's loader) and `tf.saved_model.load` both compile it, once per new batch size. XLA draws other random
+Serving's loader) and `tf.saved_model.load` both compile one slice, once per new slice size. XLA draws other random
 numbers than the uncompiled ops for the same seed, which is why the seeded contract names the compiled sampler.
 - `log_prob` (models with a density): `showers` float32 (N, V) MeV and `incident_energies` -> `log_prob`
   float32 (N,), the model's `log_prob_graph`.
@@ -37,6 +38,7 @@ import tensorflow as tf
 
 from calozoo.errors import CalozooError
 from calozoo.export.serving_config import serving_apis, write_server_config, write_warmup_requests
+from calozoo.models.base import sample_in_slices
 
 __all__ = ["ServingModule", "export_model", "saved_model_versions", "SIGNATURE_KEYS"]
 
@@ -81,13 +83,16 @@ class ServingModule(tf.Module):
 
     def _generate(self, incident_energies):
         seed = tf.random.uniform([2], 0, _INT32_SEED_RANGE, dtype=tf.int32)
-        showers = self._compiled_sample(_checked_energies(incident_energies), seed)
-        return {"showers": tf.identity(showers, name="showers")}
+        return {"showers": tf.identity(self._sample(_checked_energies(incident_energies), seed), name="showers")}
 
     def _generate_seeded(self, incident_energies, seed):
         seed32 = tf.cast(tf.math.floormod(seed, _INT32_SEED_RANGE), tf.int32)
-        showers = self._compiled_sample(_checked_energies(incident_energies), seed32)
-        return {"showers": tf.identity(showers, name="showers")}
+        return {"showers": tf.identity(self._sample(_checked_energies(incident_energies), seed32), name="showers")}
+
+    def _sample(self, incident_energies, seed):
+        """The compiled sampler slice by slice, as the in-process sampler cuts a large batch."""
+        return sample_in_slices(self._compiled_sample, incident_energies, seed, self.model.micro_batch,
+                                self.model.sequential_slices)
 
     def _log_prob(self, showers, incident_energies):
         log_prob = self.model.log_prob_graph(showers, _checked_energies(incident_energies))

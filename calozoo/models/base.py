@@ -19,7 +19,7 @@ from calozoo import stateless
 from calozoo.artifacts import parameter_count
 from calozoo.data.geometry import Geometry, load_geometry
 
-__all__ = ["ShowerGenerator", "seed_pair", "shard_seed", "shard_rows"]
+__all__ = ["ShowerGenerator", "sample_in_slices", "seed_pair", "shard_seed", "shard_rows"]
 
 _INT32_SEED_RANGE = 2**31 - 1
 
@@ -62,6 +62,56 @@ def _checked_shard(shard) -> tuple[int, int]:
 # attribute it would stop `tf.saved_model.save` (the serving module compiles its own). Keyed weakly by the model, and
 # the functions reach the model only through a weak reference, so the cache never keeps a model alive.
 _SAMPLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def sample_in_slices(sample, incident_energies, seed, size: int, sequential: bool = False):
+    """`sample(incident_energies, seed)` on a large batch, as slices of `size` rows with seeds of their own.
+
+    A batch of at most `size` rows is one call with `seed`; a larger one is cut into slices of `size` rows (the last
+    one shorter) that get `stateless.split(seed, number of slices)`. The full slices run as one loop, so a graph holds
+    `sample` twice (the loop's body and the last slice) whatever the batch size: unrolled, a batch of 10 000 in
+    slices of 100 held it 100 times (minutes of XLA compilation, gigabytes). In a plain graph the batch size may be
+    unknown when the graph is built (a SavedModel signature, whose `sample` is XLA-compiled on its own): the same
+    slices and seeds are then chosen when it runs, so a served model gives the showers of `model.generate` at every
+    batch size. Inside an XLA-compiled function the batch size must be known when it is traced.
+
+    Args:
+        sample: fn(energies (n, 1), seed int32[2]) -> showers (n, V).
+        incident_energies: (N, 1).
+        seed: int32[2].
+        size: rows per slice.
+        sequential: the slices strictly one after another (their temporaries together would not fit in memory).
+    Returns:
+        showers (N, V) float32.
+    """
+    n = incident_energies.shape[0]
+    if n is None:
+        rows = tf.shape(incident_energies)[0]
+        return tf.cond(rows <= size, lambda: sample(incident_energies, seed),
+                       lambda: _sliced(sample, incident_energies, seed, size, sequential, rows))
+    if n <= size:
+        return sample(incident_energies, seed)
+    return _sliced(sample, incident_energies, seed, size, sequential, n)
+
+
+def _sliced(sample, incident_energies, seed, size, sequential, rows):
+    """`sample_in_slices` for more than `size` rows (an int, or a scalar tensor when unknown at tracing)."""
+    count, rest = rows // size, rows % size
+    known = isinstance(rows, int)
+    seeds = stateless.split(seed, count + (rest > 0) if known else count + tf.cast(rest > 0, count.dtype))
+    full = tf.reshape(incident_energies[: count * size], [count, size, -1])
+    showers = tf.map_fn(lambda args: tf.cast(sample(args[0], args[1]), tf.float32), (full, seeds[:count]),
+                        fn_output_signature=tf.float32, parallel_iterations=1 if sequential else None)
+    showers = tf.reshape(showers, tf.concat([[count * size], tf.shape(showers)[2:]], axis=0))
+
+    def with_last_slice():
+        with tf.control_dependencies([showers] if sequential else []):
+            last = tf.identity(incident_energies[count * size :])
+        return tf.concat([showers, tf.cast(sample(last, seeds[count]), tf.float32)], axis=0)
+
+    if known:
+        return with_last_slice() if rest else showers
+    return tf.cond(rest > 0, with_last_slice, lambda: showers)
 
 
 class ShowerGenerator(tf.Module):
@@ -110,20 +160,14 @@ class ShowerGenerator(tf.Module):
                                        "while its sampler is used.")
                 return generator._sample_in_slices(incident_energies, seed)
 
-            samplers[jit_compile] = tf.function(_sample_in_slices, jit_compile=jit_compile, reduce_retracing=True)
+            # Under XLA every batch size is traced on its own (XLA compiles one program per shape anyway), so the
+            # slices are cut from a known batch size; a plain graph may be traced once for all sizes.
+            samplers[jit_compile] = tf.function(_sample_in_slices, jit_compile=jit_compile,
+                                                reduce_retracing=not jit_compile)
         return samplers[jit_compile]
 
     def _sample_in_slices(self, incident_energies, seed):
-        n = incident_energies.shape[0]
-        if n is None or n <= self.micro_batch:
-            return self.sample_showers(incident_energies, seed)
-        seeds = stateless.split(seed, -(-n // self.micro_batch))
-        parts = []
-        for i in range(0, n, self.micro_batch):
-            with tf.control_dependencies(parts[-1:] if self.sequential_slices else []):
-                energies = tf.identity(incident_energies[i : i + self.micro_batch])
-                parts.append(self.sample_showers(energies, seeds[i // self.micro_batch]))
-        return tf.concat(parts, axis=0)
+        return sample_in_slices(self.sample_showers, incident_energies, seed, self.micro_batch, self.sequential_slices)
 
     @property
     def geometry(self) -> Geometry:

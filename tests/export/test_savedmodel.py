@@ -65,6 +65,7 @@ def exported(request, tmp_path_factory):
     else:
         role = request.param.split("-")[1]
         name, model = request.param, tiny_caloflow(role)
+        model.micro_batch = 2  # ENERGIES' three showers: a full slice and a shorter one, served as in process
     path = export_model(model, tmp_path_factory.mktemp("served"), name)
     runner = SessionRunner(path)
     yield model, path, name, runner
