@@ -20,19 +20,26 @@ def hidden_degrees(num_hidden_units: int, num_features: int) -> np.ndarray:
 
 
 def block_groups(features: int, hidden: int) -> int:
-    """Column blocks per masked layer: 8 for large MADEs with at least as many hidden units as features, else 1.
+    """Column blocks per masked layer: 8 for large MADEs with at least as many hidden units as features, 4 for
+    mid-sized ones, else 1.
 
     Measured with benchmarks/made_blocks.py (benchmarks/made_blocks.json, one core, float32, XLA): eight blocks take
     0.63 to 0.80 of the time of one at the CaloFlow paper sizes (D 368, H 736; D 504, H 504) for batches of 1 to
-    1 000; with fewer hidden units than features (iCaloFlow DS3's Flow-3, D 900, H 256) the hidden degrees stop at H,
-    the single block already skips the inputs that feed nothing, and more blocks cost 4 to 8 % more; at the shipped
-    compact sizes the extra small products cost 10 to 40 % more.
+    1 000; at iCaloFlow DS2's Flow-3 (D 144, H 384, two hidden layers) four blocks take 0.85 to 0.97 of it and eight
+    0.91 to 1.06; with fewer hidden units than features (iCaloFlow DS3's Flow-3, D 900, H 256) the hidden degrees
+    stop at H, the single block already skips the inputs that feed nothing, and more blocks cost 4 to 8 % more; at
+    the shipped compact sizes the extra small products cost 10 to 40 % more.
     """
-    return 8 if hidden >= features and features * hidden >= BLOCKS_FROM else 1
+    if hidden < features:
+        return 1
+    if features * hidden >= BLOCKS_FROM:
+        return 8
+    return 4 if features * hidden >= FOUR_BLOCKS_FROM else 1
 
 
-# features x hidden from which a MADE is evaluated in blocks (see `block_groups`)
+# features x hidden from which a MADE is evaluated in 8 blocks, and in 4 (see `block_groups`)
 BLOCKS_FROM = 65_536
+FOUR_BLOCKS_FROM = 32_768
 
 
 def made_num_params(features: int, context: int, hidden: int, num_blocks: int, params_per_feature: int) -> int:

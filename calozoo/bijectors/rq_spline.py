@@ -117,19 +117,34 @@ def _knots(unnormalized, min_size, bound, settings=None):
     return knots, knots[..., 1:] - knots[..., :-1]
 
 
-def _derivatives(unnormalized, min_derivative, settings=None):
-    """Slopes at all K+1 knots; the two boundary slopes are exactly 1 (linear tails), except for the
-    "nflows-identity-init" parametrization (see `SplineSettings`)."""
-    ones = tf.ones_like(unnormalized[..., :1])
+def _interior_slopes(unnormalized, min_derivative, settings=None):
+    """Slopes at interior knots from raw values, elementwise."""
     if settings is not None and settings.parametrization == "zuko":
-        interior = min_derivative + tf.exp(soft_clip(unnormalized, -np.log(settings.slope)))
-        return tf.concat([ones, interior, ones], axis=-1)
+        return min_derivative + tf.exp(soft_clip(unnormalized, -np.log(settings.slope)))
     if settings is not None and settings.parametrization == "nflows-identity-init":
         beta = identity_init_beta(min_derivative)
-        interior = min_derivative + tf.nn.softplus(beta * unnormalized) / beta
-        boundary = ones * identity_init_boundary_slope(min_derivative)
-        return tf.concat([boundary, interior, boundary], axis=-1)
-    return tf.concat([ones, min_derivative + tf.nn.softplus(unnormalized), ones], axis=-1)
+        return min_derivative + tf.nn.softplus(beta * unnormalized) / beta
+    return min_derivative + tf.nn.softplus(unnormalized)
+
+
+def _boundary_slope(min_derivative, settings=None) -> float:
+    """The slope at -B and +B: 1 (linear tails), except for the "nflows-identity-init" parametrization (see
+    `SplineSettings`)."""
+    if settings is not None and settings.parametrization == "nflows-identity-init":
+        return identity_init_boundary_slope(min_derivative)
+    return 1.0
+
+
+def _bin_slopes(unnormalized, index, min_derivative, settings=None):
+    """The slopes at the lower and upper knot of bin `index`, from the K-1 raw interior values.
+
+    The raw values are selected first and only those two go through the softplus (or exp): the spline's
+    transcendental functions are most of its cost, and selecting before or after gives the same numbers."""
+    k = unnormalized.shape[-1] + 1
+    boundary = tf.constant(_boundary_slope(min_derivative, settings), unnormalized.dtype)
+    lower = _interior_slopes(_select(unnormalized, index - 1, k - 1), min_derivative, settings)
+    upper = _interior_slopes(_select(unnormalized, index, k - 1), min_derivative, settings)
+    return tf.where(index == 0, boundary, lower), tf.where(index == k - 1, boundary, upper)
 
 
 def _select(values, index, num):
@@ -147,17 +162,17 @@ def _bin_quantities(params, settings, locate, positions):
     raw_w, raw_h, raw_d = params[..., :k], params[..., k : 2 * k], params[..., 2 * k :]
     x_knots, widths = _knots(raw_w, settings.min_bin_width, bound, settings)
     y_knots, heights = _knots(raw_h, settings.min_bin_height, bound, settings)
-    slopes = _derivatives(raw_d, settings.min_derivative, settings)
     knots = x_knots if locate == "x" else y_knots
     # Bin index = number of interior knots at or below the position.
     index = tf.reduce_sum(tf.cast(positions[..., None] >= knots[..., 1:k], tf.int32), axis=-1)
+    d0, d1 = _bin_slopes(raw_d, index, settings.min_derivative, settings)
     return dict(
         x0=_select(x_knots[..., :k], index, k),
         y0=_select(y_knots[..., :k], index, k),
         w=_select(widths, index, k),
         h=_select(heights, index, k),
-        d0=_select(slopes[..., :k], index, k),
-        d1=_select(slopes[..., 1:], index, k),
+        d0=d0,
+        d1=d1,
     )
 
 

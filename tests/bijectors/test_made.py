@@ -164,6 +164,7 @@ def test_large_mades_multiply_little_more_than_half_of_the_output_kernel():
     assert multiplied / (736 * 368 * 23) < 0.57
     assert MADE(features=144, context=0, hidden=64, params_per_feature=23, seed=0).groups == 1
     assert block_groups(900, 256) == 1  # fewer hidden units than features: nothing more to skip
+    assert block_groups(144, 384) == 4  # iCaloFlow DS2's paper-size Flow-3: four blocks measured fastest
 
 
 def test_stored_weights_load_into_another_block_layout():
