@@ -137,7 +137,7 @@ def with_training_overrides(recipe: dict, overrides: dict | None) -> dict:
                 raise CalozooError(f"training override '{path}': '{'.'.join(parents[:depth + 1])}' is not a section "
                                    f"of the recipe; sections here: {sections}.")
             node = node[key]
-        node[leaf] = value
+        node[leaf] = copy.deepcopy(value)  # a later dotted path must not change the caller's dict through it
     return result
 
 

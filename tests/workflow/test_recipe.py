@@ -16,6 +16,14 @@ def test_a_dotted_path_changes_one_entry_and_leaves_the_recipe_alone():
     assert RECIPE["layer_flow"]["epochs"] == 20 and RECIPE["validation_fraction"] == 0.3
 
 
+def test_a_section_then_a_dotted_path_leave_the_given_section_alone():
+    """A variant's section followed by `--train-set SECTION.KEY=...` (how `calozoo train --variant` merges them)."""
+    section = {"batch_size": 300, "epochs": 10}
+    changed = with_training_overrides(RECIPE, {"layer_flow": section, "layer_flow.epochs": 30})
+    assert changed["layer_flow"] == {"batch_size": 300, "epochs": 30}
+    assert section == {"batch_size": 300, "epochs": 10}
+
+
 def test_a_mapping_replaces_the_whole_entry():
     changed = with_training_overrides(RECIPE, {"layer_flow.schedule": {"name": "onecycle", "max_lr": 2e-3}})
     assert changed["layer_flow"]["schedule"] == {"name": "onecycle", "max_lr": 2e-3}
