@@ -69,7 +69,8 @@ def sample_in_slices(sample, incident_energies, seed, size: int, sequential: boo
 
     A batch of at most `size` rows is one call with `seed`; a larger one is cut into slices of `size` rows (the last
     one shorter) that get `stateless.split(seed, number of slices)`. The full slices run as one loop, so a graph holds
-    `sample` twice (the loop's body and the last slice) whatever the batch size: unrolled, a batch of 10 000 in
+    `sample` twice (the loop's body and the last slice; three times when the batch size is unknown, with the
+    one-call branch) whatever the batch size: unrolled, a batch of 10 000 in
     slices of 100 held it 100 times (minutes of XLA compilation, gigabytes). In a plain graph the batch size may be
     unknown when the graph is built (a SavedModel signature, whose `sample` is XLA-compiled on its own): the same
     slices and seeds are then chosen when it runs, so a served model gives the showers of `model.generate` at every
