@@ -1,0 +1,74 @@
+"""iCaloFlow's Flow-3 one layer at a time, conditioned on the real previous layer (teacher forcing).
+
+For each chosen layer n of the held-out GEANT4 showers: Flow-3 samples layer n given the real layer n-1, the real
+energies E_n, E_{n-1} and E_inc, and the sample is compared with the real layer n:
+
+- hits per layer (voxels above 0 after the 15 keV cut), data against samples;
+- the mean log-density Flow-3 gives the real layers' logits and its own samples. A flow that fits its data gives
+  its samples about the log-density it gives the data; samples far below the data mean that the model spreads its
+  mass away from where the data sit (here: empty voxels pushed over the cut), whatever its validation NLL says.
+
+This separates Flow-3's own leakage from errors that compound from layer to layer in generation. Used on the DS3
+teachers (README, iCaloFlow DS3):
+
+    python benchmarks/teacher_forced_layers.py MODEL [MODEL ...] --heldout ds3_heldout.h5 [--layers 2,6,12,20]
+        [-o teacher_forced.json]
+
+MODEL is anything `calozoo.registry.load` takes (NAME, NAME@user, an artifact directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from calozoo.data.files import read_showers
+from calozoo.registry import load
+
+
+def layer_report(model, incident, showers, layer: int, seed: int = 0) -> dict:
+    """Teacher-forced hits and log-densities of `model`'s Flow-3 for one layer (both neighbours non-empty)."""
+    previous, current = showers[:, layer - 1], showers[:, layer]
+    keep = (previous.sum(-1) > 0) & (current.sum(-1) > 0)
+    previous, current, incident = previous[keep], current[keep], incident[keep]
+    energy = tf.constant(current.sum(-1, keepdims=True))
+    condition = model.layer_condition(tf.constant(incident), energy, tf.constant(previous.sum(-1, keepdims=True)),
+                                      model.shape_logit(tf.constant(previous), tf.constant([seed, 1])),
+                                      tf.fill([len(current)], layer))
+    sampled = model.layer_flow.sample(condition, tf.constant([seed, 2 + layer]))
+    generated = model._layer_from_logits(sampled, energy).numpy()
+    data_logits = model.shape_logit(tf.constant(current), tf.constant([seed, 3]))
+    return {"layer": layer, "n_showers": int(keep.sum()),
+            "hits_data": float((current > 0).sum(-1).mean()), "hits_sampled": float((generated > 0).sum(-1).mean()),
+            "log_prob_data": float(tf.reduce_mean(model.layer_flow.log_prob(data_logits, condition))),
+            "log_prob_samples": float(tf.reduce_mean(model.layer_flow.log_prob(sampled, condition)))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--heldout", required=True)
+    parser.add_argument("--layers", default="2,6,12,20")
+    parser.add_argument("-o", "--out")
+    args = parser.parse_args()
+    incident, showers = read_showers(args.heldout)
+    results = []
+    for name in args.models:
+        model = load(name, dtype="float32")
+        layers = showers.reshape(len(showers), model.n_layers, -1).astype(np.float32)
+        for layer in map(int, args.layers.split(",")):
+            row = {"model": name, **layer_report(model, incident.astype(np.float32), layers, layer)}
+            results.append(row)
+            print(f"{name} layer {layer}: hits {row['hits_data']:.1f} (data) / {row['hits_sampled']:.1f} (sampled); "
+                  f"log-density {row['log_prob_data']:.1f} (data) / {row['log_prob_samples']:.1f} (samples)",
+                  flush=True)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump({"heldout": args.heldout, "results": results}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
