@@ -8,11 +8,17 @@ energies E_n, E_{n-1} and E_inc, and the sample is compared with the real layer 
   its samples about the log-density it gives the data; samples far below the data mean that the model spreads its
   mass away from where the data sit (here: empty voxels pushed over the cut), whatever its validation NLL says.
 
+- the hottest voxel's share of the layer energy, and the voxels holding more than 0.3 of it per layer (in all and
+  outside the innermost ring): GEANT4 puts a layer's largest voxels on the axis, a flow with a fat upper tail per
+  voxel gives a few voxels anywhere most of the energy.
+
 This separates Flow-3's own leakage from errors that compound from layer to layer in generation. Used on the DS3
 teachers (README, iCaloFlow DS3):
 
     python benchmarks/teacher_forced_layers.py MODEL [MODEL ...] --heldout ds3_heldout.h5 [--layers 2,6,12,20]
         [-o teacher_forced.json]
+
+An existing `-o` file keeps its rows of other models (and of other layers of these models).
 
 MODEL is anything `calozoo.registry.load` takes (NAME, NAME@user, an artifact directory).
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -41,10 +48,25 @@ def layer_report(model, incident, showers, layer: int, seed: int = 0) -> dict:
     sampled = model.layer_flow.sample(condition, tf.constant([seed, 2 + layer]))
     generated = model._layer_from_logits(sampled, energy).numpy()
     data_logits = model.shape_logit(tf.constant(current), tf.constant([seed, 3]))
+    n_r = model.config.layer_bins[1]
     return {"layer": layer, "n_showers": int(keep.sum()),
             "hits_data": float((current > 0).sum(-1).mean()), "hits_sampled": float((generated > 0).sum(-1).mean()),
             "log_prob_data": float(tf.reduce_mean(model.layer_flow.log_prob(data_logits, condition))),
-            "log_prob_samples": float(tf.reduce_mean(model.layer_flow.log_prob(sampled, condition)))}
+            "log_prob_samples": float(tf.reduce_mean(model.layer_flow.log_prob(sampled, condition))),
+            **{f"{key}_{side}": value for side, layer_mev in (("data", current), ("sampled", generated))
+               for key, value in largest_voxels(layer_mev, n_r).items()}}
+
+
+def largest_voxels(layer_mev: np.ndarray, n_r: int) -> dict:
+    """Mean hottest-voxel share, and voxels above 0.3 of the layer per layer, in all and outside radial bin 0
+    (voxel index alpha * n_r + r); layers without energy count as no such voxel."""
+    energy = layer_mev.sum(-1, keepdims=True)
+    share = np.where(energy > 0, layer_mev / np.where(energy > 0, energy, 1.0), 0.0)
+    large = share > 0.3
+    outer = large & (np.arange(layer_mev.shape[-1]) % n_r > 0)
+    return {"hottest_share": round(float(share.max(-1).mean()), 4),
+            "large_voxels": round(float(large.sum(-1).mean()), 3),
+            "large_voxels_outside_axis": round(float(outer.sum(-1).mean()), 3)}
 
 
 def main() -> None:
@@ -63,11 +85,22 @@ def main() -> None:
             row = {"model": name, **layer_report(model, incident.astype(np.float32), layers, layer)}
             results.append(row)
             print(f"{name} layer {layer}: hits {row['hits_data']:.1f} (data) / {row['hits_sampled']:.1f} (sampled); "
-                  f"log-density {row['log_prob_data']:.1f} (data) / {row['log_prob_samples']:.1f} (samples)",
-                  flush=True)
+                  f"log-density {row['log_prob_data']:.1f} (data) / {row['log_prob_samples']:.1f} (samples); "
+                  f"hottest share {row['hottest_share_data']:.3f} / {row['hottest_share_sampled']:.3f}, voxels "
+                  f"above 0.3 {row['large_voxels_data']:.2f} / {row['large_voxels_sampled']:.2f}", flush=True)
     if args.out:
-        with open(args.out, "w") as handle:
-            json.dump({"heldout": args.heldout, "results": results}, handle, indent=1)
+        write_merged(Path(args.out), args.heldout, results)
+
+
+def write_merged(path: Path, heldout: str, results: list[dict]) -> None:
+    """Writes `results` into `path`, keeping the rows of an existing file that these do not replace."""
+    fresh = {(row["model"], row["layer"]) for row in results}
+    kept = []
+    if path.is_file():
+        kept = [row for row in json.loads(path.read_text())["results"] if (row["model"], row["layer"]) not in fresh]
+    merged = {**(json.loads(path.read_text()) if path.is_file() else {}), "heldout": heldout,
+              "results": kept + results}
+    path.write_text(json.dumps(merged, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
     in its own feature `orders[k]` (zuko's NSF / MAF, whose flows have no permutation steps): `made_hidden_blocks + 1`
     hidden layers of `hidden` units either way.
 
+    `feature_context` (nflows MADEs only; default none): for each feature of x, in the data order, the context
+    column that feeds its spline parameters directly in every block (`MADE`'s per-feature context path); each
+    block gets the columns in the order its permutations have given the features. `context_units` (nflows MADEs
+    only; default 0): hidden units per MADE layer that see only the context (see `MADE`).
+
     `flow.distribution(context)` returns the `tfd.TransformedDistribution` built from TFP bijectors.
 
     Example:
@@ -63,6 +68,8 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         name: str | None = None,
         network: str = "nflows",
         orders: Sequence[np.ndarray] | None = None,
+        feature_context: np.ndarray | None = None,
+        context_units: int = 0,
     ):
         super().__init__(name=name or "autoregressive_rqs_flow")
         if kind not in ("maf", "iaf"):
@@ -77,13 +84,17 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         if len(permutations) not in allowed:
             raise ValueError(f"Give {' or '.join(map(str, allowed))} permutations for {num_blocks} blocks; "
                              f"got {len(permutations)}.")
+        if (feature_context is not None or context_units) and network != "nflows":
+            raise ValueError("`feature_context` and `context_units` need network='nflows'.")
         self.features, self.context, self.kind, self.network = features, context, kind, network
+        block_columns = _columns_per_block(feature_context, permutations, input_permutation, num_blocks)
         self.spline = spline or SplineSettings()
         self.dtype = tf.as_dtype(dtype)
         def network_of_block(k):
             if network == "nflows":
                 return MADE(features, context, hidden, self.spline.num_params, made_hidden_blocks, dropout,
-                            seed=seed * 1000 + k, dtype=self.dtype, name=f"made{k}")
+                            seed=seed * 1000 + k, dtype=self.dtype, feature_context=block_columns[k],
+                            context_units=context_units, name=f"made{k}")
             return ZukoMADE(features, context, [hidden] * (made_hidden_blocks + 1), self.spline.num_params,
                             None if orders is None else orders[k], seed=seed * 1000 + k, dtype=self.dtype,
                             name=f"made{k}")
@@ -105,13 +116,14 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
 
     @staticmethod
     def expected_num_params(features, context, hidden, num_blocks, num_bins, made_hidden_blocks=1,
-                            network="nflows") -> int:
+                            network="nflows", feature_context=False) -> int:
         """Parameter count from the layer shapes, without building anything."""
         if network == "zuko":
             per_block = zuko_made_num_params(features, context, [hidden] * (made_hidden_blocks + 1),
                                              3 * num_bins - 1)
         else:
-            per_block = made_num_params(features, context, hidden, made_hidden_blocks, 3 * num_bins - 1)
+            per_block = made_num_params(features, context, hidden, made_hidden_blocks, 3 * num_bins - 1,
+                                        feature_context)
         return num_blocks * per_block
 
     def _block_step(self, k: int) -> Step:
@@ -180,6 +192,22 @@ class AutoregressiveRQSFlow(StandardNormalBase, tf.Module):
         context = tf.convert_to_tensor(context, self.dtype)
         base = tfd.Sample(tfd.Normal(tf.constant(0.0, self.dtype), tf.constant(1.0, self.dtype)), [self.features])
         return _Conditioned(base, self.bijector, self.bijector_kwargs(context))
+
+
+def _columns_per_block(feature_context, permutations, input_permutation, num_blocks):
+    """Each block's per-feature context columns: block k sees position i holding the data feature that the
+    permutations before it moved there (towards the base, a permutation p maps h to h[p])."""
+    if feature_context is None:
+        return [None] * num_blocks
+    columns = np.asarray(feature_context, np.int64)
+    if input_permutation is not None:
+        columns = columns[np.asarray(input_permutation)]
+    per_block = []
+    for k in range(num_blocks):
+        per_block.append(columns)
+        if k < len(permutations):
+            columns = columns[np.asarray(permutations[k])]
+    return per_block
 
 
 class _Conditioned:

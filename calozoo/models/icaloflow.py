@@ -86,6 +86,8 @@ class ICaloFlowConfig(FlowConfig):
     shape_tail_bound: float | None = None  # Flow-2/3's spline tail bound; None: `tail_bound`
     energy_variables: str = "layers"  # the paper; or "fractions" / "shares" (see ICaloFlow.energy_flow_inputs)
     energy_fraction_factor: float = 2.0  # f of "fractions" (DS2 and DS3 reach E_tot / E_inc = 1.30)
+    layer_context_skip: bool = False  # not in the paper: Flow-3's voxel i also sees voxel i of layer n-1 directly
+    shape_context_units: int = 0  # not in the paper: Flow-2/3 MADE units that see only the condition (see MADE)
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -110,6 +112,10 @@ class ICaloFlowConfig(FlowConfig):
         if isinstance(self.energy_fraction_factor, (str, bool)) or not self.energy_fraction_factor > 0:
             raise ValueError("`energy_fraction_factor` must be a positive number; "
                              f"got {self.energy_fraction_factor!r}.")
+        widest = min(self.first_layer_hidden, self.layer_hidden)
+        if isinstance(self.shape_context_units, bool) or not 0 <= self.shape_context_units < widest:
+            raise ValueError(f"`shape_context_units` must lie in [0, {widest}) (the Flow-2/3 widths); "
+                             f"got {self.shape_context_units!r}.")
         alpha = self.shape_logit_alpha
         if alpha is not None and (isinstance(alpha, (str, bool)) or not 0.0 < alpha < 0.5):
             raise ValueError(f"`shape_logit_alpha` must be a number in (0, 0.5) or null; got {alpha!r}.")
@@ -155,7 +161,8 @@ class ICaloFlowConfig(FlowConfig):
             "first_layer_flow": dict(features=size, context=2, hidden=self.first_layer_hidden,
                                      made_hidden_blocks=self.first_layer_made_hidden_blocks),
             "layer_flow": dict(features=size, context=3 + size + (n_layers - 1), hidden=self.layer_hidden,
-                               made_hidden_blocks=self.layer_made_hidden_blocks),
+                               made_hidden_blocks=self.layer_made_hidden_blocks,
+                               feature_context=self.layer_context_skip),
         }
 
     def expected_num_params(self) -> dict[str, int]:
@@ -163,7 +170,7 @@ class ICaloFlowConfig(FlowConfig):
         counts = {
             name: AutoregressiveRQSFlow.expected_num_params(
                 shape["features"], shape["context"], shape["hidden"], self.num_blocks, self.num_bins,
-                shape["made_hidden_blocks"])
+                shape["made_hidden_blocks"], feature_context=shape.get("feature_context", False))
             for name, shape in self.flow_shapes().items()
         }
         counts["total"] = sum(counts.values())
@@ -193,8 +200,13 @@ class ICaloFlow(ShowerGenerator):
         kinds["layer_flow"] = kinds["first_layer_flow"]
         with self.name_scope:
             for index, (flow_name, shape) in enumerate(config.flow_shapes().items()):
+                shape = dict(shape)
+                # Flow-3's condition holds layer n-1's shape logit in columns 3 .. 3 + layer_size
+                skip = shape.pop("feature_context", False)
                 flow = AutoregressiveRQSFlow(
                     **shape,
+                    feature_context=3 + np.arange(self.layer_size) if skip else None,
+                    context_units=0 if flow_name == "energy_flow" else config.shape_context_units,
                     num_blocks=config.num_blocks,
                     kind=kinds[flow_name],
                     permutations=alternating_permutations([shape["features"]], config.num_blocks,

@@ -267,3 +267,97 @@ def test_output_shape_and_validation():
     assert made(np.zeros((2, 3, 4))).shape == (2, 3, 4, 23)
     with pytest.raises(ValueError, match=r"`features`, `hidden` and `params_per_feature` must be >= 1; got 0, 5, 2\."):
         MADE(features=0, context=0, hidden=5, params_per_feature=2)
+
+
+# ----- the per-feature context path (an extension; off in every nflows-compatible MADE) ---------------------------
+
+
+def made_with_feature_context(seed=4):
+    """A MADE whose features 0..4 each read context column 1..5, with a random per-feature kernel."""
+    made = MADE(5, context=6, hidden=4, params_per_feature=3, seed=seed, feature_context=np.arange(1, 6))
+    made.feature_context_kernel.assign(np.random.default_rng(seed).normal(size=(5, 3)))
+    return made
+
+
+def test_feature_context_adds_each_features_own_column_times_its_kernel():
+    made = made_with_feature_context()
+    plain = MADE(5, context=6, hidden=4, params_per_feature=3, seed=4)
+    x, c = inputs(8, 5, 6)
+    expected = plain(x, c).numpy() + c[:, 1:6, None] * made.feature_context_kernel.numpy()[None]
+    np.testing.assert_allclose(made(x, c).numpy(), expected, rtol=1e-12)
+    assert parameter_count(made) == made_num_params(5, 6, 4, 1, 3, feature_context=True)
+    assert made_num_params(5, 6, 4, 1, 3, feature_context=True) - made_num_params(5, 6, 4, 1, 3) == 15
+
+
+def test_feature_context_starts_at_zero_and_keeps_the_autoregressive_structure():
+    fresh = MADE(5, context=6, hidden=4, params_per_feature=3, seed=4, feature_context=np.arange(1, 6))
+    plain = MADE(5, context=6, hidden=4, params_per_feature=3, seed=4)
+    x, c = inputs(8, 5, 6)
+    np.testing.assert_array_equal(fresh(x, c).numpy(), plain(x, c).numpy())
+    made = made_with_feature_context()
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reshape(made(x, c), [8, 15])
+    jacobian = tape.batch_jacobian(out, x).numpy().reshape(8, 5, 3, 5)
+    assert all(np.all(jacobian[:, i, :, i:] == 0) for i in range(5))
+
+
+def test_solve_inverts_a_block_with_feature_context():
+    spline = SplineSettings(num_bins=4, tail_bound=3.0)
+    made = MADE(5, context=6, hidden=4, params_per_feature=spline.num_params, seed=2,
+                feature_context=np.arange(1, 6))
+    made.feature_context_kernel.assign(0.3 * np.random.default_rng(2).normal(size=(5, spline.num_params)))
+    block = MaskedAutoregressiveRQS(made, spline)
+    y, c = inputs(16, 5, 6, seed=7)
+    x = block.inverse(y, conditional_input=c)
+    np.testing.assert_allclose(block.forward(x, conditional_input=c).numpy(), y, atol=1e-10)
+
+
+def test_feature_context_needs_one_valid_column_per_feature():
+    with pytest.raises(ValueError, match="`feature_context` must give one context column in 0..5 per feature"):
+        MADE(5, context=6, hidden=4, params_per_feature=3, feature_context=np.arange(2, 7))
+    with pytest.raises(ValueError, match="per feature"):
+        MADE(5, context=6, hidden=4, params_per_feature=3, feature_context=np.arange(4))
+
+
+# ----- context-only hidden units (an extension; 0 in every nflows-compatible MADE) ------------------------------
+
+
+def test_context_units_get_degree_0_before_the_cycle():
+    np.testing.assert_array_equal(hidden_degrees(6, 10, context_units=2), [0, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(hidden_degrees(6, 10), [1, 2, 3, 4, 5, 6])
+
+
+def test_context_units_bring_the_context_to_the_first_feature_and_keep_the_structure():
+    """nflows' first feature sees no hidden unit, so not the context either; with context units it does. The
+    masked count (nflows' layout) is unchanged and the outputs stay autoregressive."""
+    x, c = inputs(8, 7, 2)
+    shifted = c + np.array([1.0, 0.0])
+    plain = MADE(7, context=2, hidden=4, params_per_feature=3, num_blocks=2, seed=3)
+    made = MADE(7, context=2, hidden=4, params_per_feature=3, num_blocks=2, seed=3, context_units=2)
+    np.testing.assert_array_equal(plain(x, c).numpy()[:, 0], plain(x, shifted).numpy()[:, 0])
+    assert np.abs(made(x, c).numpy()[:, 0] - made(x, shifted).numpy()[:, 0]).max() > 1e-4
+    assert parameter_count(made) == parameter_count(plain) == made_num_params(7, 2, 4, 2, 3)
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reshape(made(x, c), [8, 21])
+    jacobian = tape.batch_jacobian(out, x).numpy().reshape(8, 7, 3, 7)
+    assert all(np.all(jacobian[:, i, :, i:] == 0) for i in range(7))
+
+
+def test_solve_inverts_a_block_with_context_units():
+    spline = SplineSettings(num_bins=4, tail_bound=3.0)
+    block = MaskedAutoregressiveRQS(MADE(5, context=3, hidden=6, params_per_feature=spline.num_params, seed=2,
+                                         context_units=3), spline)
+    y, c = inputs(16, 5, 3, seed=7)
+    x = block.inverse(y, conditional_input=c)
+    np.testing.assert_allclose(block.forward(x, conditional_input=c).numpy(), y, atol=1e-10)
+
+
+def test_context_units_need_a_context_and_a_free_unit():
+    with pytest.raises(ValueError, match="`context_units` must lie in"):
+        MADE(5, context=0, hidden=4, params_per_feature=3, context_units=1)
+    with pytest.raises(ValueError, match="`context_units` must lie in"):
+        MADE(5, context=2, hidden=4, params_per_feature=3, context_units=4)

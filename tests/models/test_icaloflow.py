@@ -378,6 +378,41 @@ def test_student_distillation_loss_decreases_and_reuses_the_teacher(ds2, tmp_pat
         np.testing.assert_array_equal(mine.permutation.numpy(), theirs.permutation.numpy())
 
 
+@needs_data
+def test_layer_context_skip_gives_each_voxel_its_previous_voxel_and_starts_as_the_plain_model(ds2):
+    """`layer_context_skip`: every Flow-3 block gets a (144, 23) kernel from voxel i of layer n-1 (condition
+    columns 3..146) to voxel i's spline; it starts at zero, so the model starts as the plain one."""
+    plain, skip = tiny(seed=3, dtype="float64"), tiny(seed=3, dtype="float64", layer_context_skip=True)
+    extra = skip.config.expected_num_params()["layer_flow"] - plain.config.expected_num_params()["layer_flow"]
+    assert extra == 2 * 144 * 23 and skip.num_params == skip.config.expected_num_params()["total"]
+    np.testing.assert_array_equal(skip.layer_flow.mades[0].feature_context, 3 + np.arange(144))
+    assert plain.first_layer_flow.num_params == skip.first_layer_flow.num_params
+    energies, showers = ds2
+    np.testing.assert_array_equal(skip.log_prob(showers[:4], energies[:4]).numpy(),
+                                  plain.log_prob(showers[:4], energies[:4]).numpy())
+
+
+def test_shape_context_units_reach_flow_2_and_3_only_and_add_no_parameters():
+    model = tiny(shape_context_units=3)
+    assert [model.energy_flow.mades[0].context_units, model.first_layer_flow.mades[0].context_units,
+            model.layer_flow.mades[1].context_units] == [0, 3, 3]
+    assert model.config.expected_num_params() == tiny().config.expected_num_params()
+    assert model.num_params == model.config.expected_num_params()["total"]
+    with pytest.raises(ValueError, match="`shape_context_units` must lie in"):
+        ICaloFlowConfig(**TINY, shape_context_units=8)
+
+
+@needs_data
+def test_layer_context_skip_trains(ds2, tmp_path):
+    energies, showers = ds2
+    model = tiny(layer_context_skip=True)
+    result = train_icaloflow(model, showers, energies, tmp_path, settings=FAST, epochs=3, parts=("layer_flow",),
+                             progress=False)["layer_flow"]
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0], losses
+    assert all(np.any(made.feature_context_kernel.numpy() != 0) for made in model.layer_flow.mades)
+
+
 def test_a_student_needs_a_teacher(tmp_path):
     with pytest.raises(ValueError, match="needs a trained teacher"):
         train_icaloflow(tiny("student"), np.ones((4, 6480)), np.ones((4, 1)) * 1e4, tmp_path, progress=False)
