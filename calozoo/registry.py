@@ -22,7 +22,7 @@ from calozoo.errors import MissingWeightsError, UnknownModelError
 
 __all__ = ["Family", "ModelEntry", "Variant", "REGISTRY", "register_family", "list_models", "get_entry", "create",
            "load", "find_artifact", "config_dir", "artifact_roots", "user_home", "artifact_versions_of",
-           "ArtifactVersion", "split_origin", "resolve_artifact"]
+           "ArtifactVersion", "split_origin", "split_spec", "resolve_artifact"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,13 +135,22 @@ def artifact_versions_of(name: str) -> list[ArtifactVersion]:
     return sorted(found, key=lambda a: (a.version, a.origin != SHIPPED))
 
 
-def split_origin(name: str) -> tuple[str, str | None]:
-    """'NAME@user' -> ('NAME', 'user'); 'NAME@shipped' -> ('NAME', 'shipped'); 'NAME' -> ('NAME', None)."""
-    base, sep, origin = name.partition("@")
-    if not sep:
-        return name, None
-    if origin not in (SHIPPED, USER):
+def split_spec(name: str) -> tuple[str, str | None, int | None]:
+    """'NAME[@user|@shipped][:N]' -> (NAME, origin or None, version N or None); e.g. 'NAME@user:5' ->
+    ('NAME', 'user', 5)."""
+    rest, colon, number = name.partition(":")
+    if colon and not (number.isdigit() and int(number) >= 1):
+        raise UnknownModelError(f"'{name}': after ':' write a version number (e.g. {rest}:2); got '{number}'.")
+    base, sep, origin = rest.partition("@")
+    if sep and origin not in (SHIPPED, USER):
         raise UnknownModelError(f"'{name}': after '@' write 'user' or 'shipped' (e.g. {base}@user); got '{origin}'.")
+    return base, origin if sep else None, int(number) if colon else None
+
+
+def split_origin(name: str) -> tuple[str, str | None]:
+    """'NAME@user' -> ('NAME', 'user'); 'NAME@shipped' -> ('NAME', 'shipped'); 'NAME' -> ('NAME', None); a ':N'
+    version suffix is dropped (see `split_spec`)."""
+    base, origin, _ = split_spec(name)
     return base, origin
 
 
@@ -250,9 +259,12 @@ def resolve_artifact(name: str, version: int | None = None) -> ArtifactVersion:
     - `NAME`: the newest *shipped* version; only a model with nothing shipped falls back to the newest user version.
     - `NAME@user` / `NAME@shipped`: the newest version of that store.
     - `version=N`: version N, shipped if that store has one; the stores number their versions independently, so
-      `NAME@user` with `version=N` names the user one.
+      `NAME@user` with `version=N` names the user one. `NAME@user:N` (or `NAME:N`) says the same in the name.
     """
-    base, origin = split_origin(name)
+    base, origin, named_version = split_spec(name)
+    if named_version is not None and version is not None and named_version != version:
+        raise UnknownModelError(f"'{name}' names version {named_version} but version={version} was given as well.")
+    version = named_version if version is None else version
     get_entry(base)
     candidates = [a for a in artifact_versions_of(base) if origin in (None, a.origin)]
     if version is not None:

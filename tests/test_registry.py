@@ -89,6 +89,13 @@ def test_a_user_version_never_hides_the_shipped_one(monkeypatch, tmp_path):
     assert {(a.origin, a.version) for a in artifact_versions_of(name)} >= {("shipped", 1), ("user", 1), ("user", 2)}
     with pytest.raises(UnknownModelError, match="after '@' write 'user' or 'shipped'"):
         resolve_artifact(f"{name}@mine")
+    assert resolve_artifact(f"{name}@user:1").path == first  # the version in the name
+    assert resolve_artifact(f"{name}:2").path == second
+    assert resolve_artifact(f"{name}@shipped:1").origin == "shipped"
+    with pytest.raises(UnknownModelError, match="after ':' write a version number"):
+        resolve_artifact(f"{name}@user:latest")
+    with pytest.raises(UnknownModelError, match="names version 1 but version=2"):
+        resolve_artifact(f"{name}@user:1", version=2)
 
 
 def test_a_model_with_nothing_shipped_loads_the_user_version(monkeypatch, tmp_path):

@@ -57,8 +57,8 @@ def _data_files(patterns) -> list[str]:
               help="Artifact root (default: the user store, $CALOZOO_HOME/artifacts, ~/.local/share/calozoo/artifacts "
                    "unless set; never the shipped artifacts).")
 @click.option("--teacher", default=None,
-              help="For a student: the teacher (NAME, NAME@user or an artifact path; default: the config's teacher, "
-                   "your own training of it if the user store has one, else the shipped one).")
+              help="For a student: the teacher (NAME, NAME@user, NAME@user:N or an artifact path; default: the "
+                   "config's teacher, your own training of it if the user store has one, else the shipped one).")
 @click.option("--parts", default=None, metavar="PART,PART",
               help="Train only these parts (iCaloFlow: energy_flow, first_layer_flow, layer_flow; L2LFlows: "
                    "energy_flow, layer_flow...); the others keep the weights of --init-from.")
