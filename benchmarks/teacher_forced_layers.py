@@ -6,11 +6,10 @@ energies E_n, E_{n-1} and E_inc, and the sample is compared with the real layer 
 - hits per layer (voxels above 0 after the 15 keV cut), data against samples;
 - the mean log-density Flow-3 gives the real layers' logits and its own samples. A flow that fits its data gives
   its samples about the log-density it gives the data; samples far below the data mean that the model spreads its
-  mass away from where the data sit (here: empty voxels pushed over the cut), whatever its validation NLL says.
-
+  mass away from where the data sit (here: empty voxels pushed over the cut), whatever its validation NLL says;
 - the hottest voxel's share of the layer energy, and the voxels holding more than 0.3 of it per layer (in all and
-  outside the innermost ring): GEANT4 puts a layer's largest voxels on the axis, a flow with a fat upper tail per
-  voxel gives a few voxels anywhere most of the energy.
+  outside the innermost ring): GEANT4 has few such voxels in the core of the shower; a flow with a fat upper tail
+  per voxel gives a few voxels anywhere most of the layer's energy.
 
 This separates Flow-3's own leakage from errors that compound from layer to layer in generation. Used on the DS3
 teachers (README, iCaloFlow DS3):
@@ -94,13 +93,10 @@ def main() -> None:
 
 def write_merged(path: Path, heldout: str, results: list[dict]) -> None:
     """Writes `results` into `path`, keeping the rows of an existing file that these do not replace."""
+    existing = json.loads(path.read_text()) if path.is_file() else {}
     fresh = {(row["model"], row["layer"]) for row in results}
-    kept = []
-    if path.is_file():
-        kept = [row for row in json.loads(path.read_text())["results"] if (row["model"], row["layer"]) not in fresh]
-    merged = {**(json.loads(path.read_text()) if path.is_file() else {}), "heldout": heldout,
-              "results": kept + results}
-    path.write_text(json.dumps(merged, indent=1) + "\n")
+    kept = [row for row in existing.get("results", []) if (row["model"], row["layer"]) not in fresh]
+    path.write_text(json.dumps({**existing, "heldout": heldout, "results": kept + results}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

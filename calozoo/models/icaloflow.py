@@ -112,9 +112,9 @@ class ICaloFlowConfig(FlowConfig):
         if isinstance(self.energy_fraction_factor, (str, bool)) or not self.energy_fraction_factor > 0:
             raise ValueError("`energy_fraction_factor` must be a positive number; "
                              f"got {self.energy_fraction_factor!r}.")
-        widest = min(self.first_layer_hidden, self.layer_hidden)
-        if isinstance(self.shape_context_units, bool) or not 0 <= self.shape_context_units < widest:
-            raise ValueError(f"`shape_context_units` must lie in [0, {widest}) (the Flow-2/3 widths); "
+        narrowest = min(self.first_layer_hidden, self.layer_hidden)
+        if isinstance(self.shape_context_units, bool) or not 0 <= self.shape_context_units < narrowest:
+            raise ValueError(f"`shape_context_units` must lie in [0, {narrowest}) (the Flow-2/3 widths); "
                              f"got {self.shape_context_units!r}.")
         alpha = self.shape_logit_alpha
         if alpha is not None and (isinstance(alpha, (str, bool)) or not 0.0 < alpha < 0.5):

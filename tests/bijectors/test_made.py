@@ -303,17 +303,6 @@ def test_feature_context_starts_at_zero_and_keeps_the_autoregressive_structure()
     assert all(np.all(jacobian[:, i, :, i:] == 0) for i in range(5))
 
 
-def test_solve_inverts_a_block_with_feature_context():
-    spline = SplineSettings(num_bins=4, tail_bound=3.0)
-    made = MADE(5, context=6, hidden=4, params_per_feature=spline.num_params, seed=2,
-                feature_context=np.arange(1, 6))
-    made.feature_context_kernel.assign(0.3 * np.random.default_rng(2).normal(size=(5, spline.num_params)))
-    block = MaskedAutoregressiveRQS(made, spline)
-    y, c = inputs(16, 5, 6, seed=7)
-    x = block.inverse(y, conditional_input=c)
-    np.testing.assert_allclose(block.forward(x, conditional_input=c).numpy(), y, atol=1e-10)
-
-
 def test_feature_context_needs_one_valid_column_per_feature():
     with pytest.raises(ValueError, match="`feature_context` must give one context column in 0..5 per feature"):
         MADE(5, context=6, hidden=4, params_per_feature=3, feature_context=np.arange(2, 7))
@@ -347,11 +336,14 @@ def test_context_units_bring_the_context_to_the_first_feature_and_keep_the_struc
     assert all(np.all(jacobian[:, i, :, i:] == 0) for i in range(7))
 
 
-def test_solve_inverts_a_block_with_context_units():
+@pytest.mark.parametrize("extension", [dict(feature_context=np.arange(1, 6)), dict(context_units=3)])
+def test_solve_inverts_a_block_with_either_extension(extension):
     spline = SplineSettings(num_bins=4, tail_bound=3.0)
-    block = MaskedAutoregressiveRQS(MADE(5, context=3, hidden=6, params_per_feature=spline.num_params, seed=2,
-                                         context_units=3), spline)
-    y, c = inputs(16, 5, 3, seed=7)
+    made = MADE(5, context=6, hidden=6, params_per_feature=spline.num_params, seed=2, **extension)
+    if made.feature_context is not None:
+        made.feature_context_kernel.assign(0.3 * np.random.default_rng(2).normal(size=(5, spline.num_params)))
+    block = MaskedAutoregressiveRQS(made, spline)
+    y, c = inputs(16, 5, 6, seed=7)
     x = block.inverse(y, conditional_input=c)
     np.testing.assert_allclose(block.forward(x, conditional_input=c).numpy(), y, atol=1e-10)
 
