@@ -21,6 +21,22 @@ def all_kernels(made):
     return [made.in_kernel, *made.hidden_kernels, made.out_kernel]
 
 
+def output_jacobian(made, x, c):
+    """d out[b, i, m] / d x[b, j] of a MADE, shape (B, D, M, D)."""
+    x = tf.constant(x)
+    batch, features = x.shape
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reshape(made(x, c), [batch, features * made.params_per_feature])
+    return tape.batch_jacobian(out, x).numpy().reshape(batch, features, made.params_per_feature, features)
+
+
+def assert_autoregressive(jacobian):
+    """Output i depends on no x_j with j >= i."""
+    for i in range(jacobian.shape[1]):
+        assert np.all(jacobian[:, i, :, i:] == 0), f"output {i} depends on x_{i} or a later feature"
+
+
 def block_layers(made):
     return [made.input_layer, *made.hidden_layers, made.output_layer]
 
@@ -32,15 +48,8 @@ def block_layers(made):
 def test_autoregressive_property_from_the_jacobian(features, hidden, num_blocks):
     params = 3
     made = MADE(features, context=2, hidden=hidden, params_per_feature=params, num_blocks=num_blocks, seed=3)
-    x, c = inputs(64, features, 2)
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        out = tf.reshape(made(x, c), [64, features * params])
-    jacobian = tape.batch_jacobian(out, x).numpy().reshape(64, features, params, features)  # (B, i, m, j)
-    for i in range(features):
-        for j in range(i, features):
-            assert np.all(jacobian[:, i, :, j] == 0), f"output {i} depends on x_{j}"
+    jacobian = output_jacobian(made, *inputs(64, features, 2))  # (B, i, m, j)
+    assert_autoregressive(jacobian)
     # The network is not trivially constant: some output of every feature i >= 1 depends on x_{<i}.
     for i in range(1, features):
         assert np.any(jacobian[:, i, :, :i] != 0), f"output {i} depends on none of x_0..x_{i - 1}"
@@ -294,13 +303,7 @@ def test_feature_context_starts_at_zero_and_keeps_the_autoregressive_structure()
     plain = MADE(5, context=6, hidden=4, params_per_feature=3, seed=4)
     x, c = inputs(8, 5, 6)
     np.testing.assert_array_equal(fresh(x, c).numpy(), plain(x, c).numpy())
-    made = made_with_feature_context()
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        out = tf.reshape(made(x, c), [8, 15])
-    jacobian = tape.batch_jacobian(out, x).numpy().reshape(8, 5, 3, 5)
-    assert all(np.all(jacobian[:, i, :, i:] == 0) for i in range(5))
+    assert_autoregressive(output_jacobian(made_with_feature_context(), x, c))
 
 
 def test_feature_context_needs_one_valid_column_per_feature():
@@ -328,12 +331,7 @@ def test_context_units_bring_the_context_to_the_first_feature_and_keep_the_struc
     np.testing.assert_array_equal(plain(x, c).numpy()[:, 0], plain(x, shifted).numpy()[:, 0])
     assert np.abs(made(x, c).numpy()[:, 0] - made(x, shifted).numpy()[:, 0]).max() > 1e-4
     assert parameter_count(made) == parameter_count(plain) == made_num_params(7, 2, 4, 2, 3)
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        out = tf.reshape(made(x, c), [8, 21])
-    jacobian = tape.batch_jacobian(out, x).numpy().reshape(8, 7, 3, 7)
-    assert all(np.all(jacobian[:, i, :, i:] == 0) for i in range(7))
+    assert_autoregressive(output_jacobian(made, x, c))
 
 
 @pytest.mark.parametrize("extension", [dict(feature_context=np.arange(1, 6)), dict(context_units=3)])
