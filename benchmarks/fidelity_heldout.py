@@ -3,12 +3,13 @@
 For each dataset: `calozoo data split FILE --validation-fraction F --seed 0` rebuilds the held-out showers that
 `calozoo train --heldout-fraction F --seed 0` kept out of training (DS2 0.25, DS3 0.2, the shipped recipes); the
 GEANT4 floor is the training part's first rows against the held-out ones. For each model:
-`calozoo generate NAME --version V --energies-from HELDOUT --seed 12345` and
+`calozoo generate NAME@ORIGIN:V --energies-from HELDOUT --seed 12345` and
 `calozoo evaluate GEN HELDOUT -d N -m hist,cls-hgb,shape`. The rows (mean separation power, E_tot/E_inc, sparsity,
 hits separation, cls-hgb AUC, hits per shower) are merged into --out under "NAME vV" (other rows are kept).
 
 Usage: python benchmarks/fidelity_heldout.py --data 2=ds2_electrons_g4_train.h5 [--data 3=ds3_electrons_g4_train.h5]
-           [--model NAME[@user][:VERSION] ...] [--floor] [--workdir DIR] [--out benchmarks/fidelity_heldout.json]
+           [--model NAME[@user|@shipped][:VERSION] ...] [--floor] [--workdir DIR]
+           [--out benchmarks/fidelity_heldout.json]
 """
 
 import argparse
@@ -69,18 +70,17 @@ def model_row(spec: str, heldouts: dict, workdir: Path) -> tuple[str, dict]:
     """`NAME[@user][:VERSION]` (default: the newest shipped version) generated at the held-out energies and
     evaluated."""
     import calozoo as zoo
-    from calozoo.registry import resolve_artifact, split_origin
+    from calozoo.registry import resolve_artifact, split_spec
 
-    name, _, version = spec.partition(":")
-    artifact = resolve_artifact(name, int(version) if version else None)
-    base, _ = split_origin(name)
+    artifact = resolve_artifact(spec)
+    base, _, _ = split_spec(spec)
     dataset = zoo.get_entry(base).config["dataset"]
     label = f"{base} v{artifact.version}" + (f" ({artifact.origin})" if artifact.origin != "shipped" else "")
     stem = f"{base}_{artifact.origin}_v{artifact.version}"
     generated = workdir / f"{stem}.h5"
     if not generated.exists():
-        calozoo("generate", name, "--version", artifact.version, "--energies-from", heldouts[dataset], "--seed", SEED,
-                "-o", generated)
+        calozoo("generate", f"{base}@{artifact.origin}:{artifact.version}", "--energies-from", heldouts[dataset],
+                "--seed", SEED, "-o", generated)
     return label, evaluated(generated, heldouts[dataset], dataset, workdir / f"{stem}_evaluation")
 
 
@@ -88,7 +88,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", required=True, metavar="DATASET=FILE",
                         help="the GEANT4 training file of a dataset, e.g. 2=ds2_electrons_g4_train.h5")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME[@VERSION]")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME[@user|@shipped][:VERSION]")
     parser.add_argument("--floor", action="store_true", help="also evaluate the GEANT4 floor of each dataset")
     parser.add_argument("--workdir", default="fidelity_heldout_work")
     parser.add_argument("--out", default="benchmarks/fidelity_heldout.json")

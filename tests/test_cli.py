@@ -66,7 +66,7 @@ def test_train_writes_an_artifact_with_a_model_card(workspace):
     card = (directory / "MODEL_CARD.md").read_text()
     assert "SYNTHETIC" in card and "calozoo train caloflow-ds1-photon-student" in card
     assert "Libraries: calozoo 0.1.0, tensorflow 2." in card
-    assert "--teacher caloflow-ds1-photon-teacher@user" in card  # distilled from the teacher trained just before
+    assert "--teacher caloflow-ds1-photon-teacher@user:1" in card  # the teacher trained just before, by version
     listed = {line.split()[0]: line for line in run("list", "caloflow-ds1-photon-*").output.splitlines()}
     assert "user v1" in listed["caloflow-ds1-photon-student"]
 

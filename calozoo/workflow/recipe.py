@@ -23,7 +23,7 @@ from calozoo.artifacts import artifact_versions, library_versions, read_artifact
 from calozoo.data.files import SHOWER_KEY, open_hdf5, read_showers, train_validation_split
 from calozoo.data.geometry import check_incident_energy_range, load_geometry
 from calozoo.errors import CalozooError
-from calozoo.registry import PATH, REGISTRY, USER, artifact_roots, artifact_versions_of, get_entry, load
+from calozoo.registry import PATH, REGISTRY, SHIPPED, USER, artifact_roots, artifact_versions_of, get_entry, load
 from calozoo.training import TRAINABLE_PARTS
 from calozoo.training.distillation import copy_variables
 from calozoo.training.precision import PRECISIONS, network_precision
@@ -238,19 +238,26 @@ def _teacher_for(entry, teacher, dtype):
     return load(teacher, dtype=dtype) if isinstance(teacher, (str, Path)) else teacher
 
 
+def _check_parts_request(entry, parts, init_from) -> None:
+    """What can be said of `parts` / `init_from` before the model is built: the family trains part by part, and
+    the two options come together."""
+    if parts is None and init_from is None:
+        return
+    if entry.family not in TRAINABLE_PARTS:
+        raise CalozooError(f"--parts: the {entry.family} family trains its parts together; "
+                           f"only {', '.join(sorted(TRAINABLE_PARTS))} models train part by part.")
+    if not parts or init_from is None:
+        raise CalozooError("--parts and --init-from go together: the parts to train, and the trained artifact "
+                           f"the others come from (e.g. --parts layer_flow --init-from {entry.name}).")
+
+
 def _adopt_untrained_parts(entry, model, parts, init_from, init_version, dtype):
     """With `parts`: loads `init_from` and copies into `model` the weights of every part that will not train.
     Returns the loaded source model (None without `parts`)."""
-    if parts is None and init_from is None:
+    _check_parts_request(entry, parts, init_from)
+    if parts is None:
         return None
-    lister = TRAINABLE_PARTS.get(entry.family)
-    if lister is None:
-        raise CalozooError(f"--parts: the {entry.family} family trains its parts together; "
-                           f"only {', '.join(sorted(TRAINABLE_PARTS))} models train part by part.")
-    own = lister(model)
-    if not parts or init_from is None:
-        raise CalozooError("--parts and --init-from go together: the parts to train, and the trained artifact "
-                           f"the others come from (parts of '{entry.name}': {', '.join(own)}).")
+    own = TRAINABLE_PARTS[entry.family](model)
     unknown = sorted(set(parts) - set(own))
     if unknown:
         raise CalozooError(f"--parts: {', '.join(unknown)} not a part of '{entry.name}'; its parts: "
@@ -258,7 +265,7 @@ def _adopt_untrained_parts(entry, model, parts, init_from, init_version, dtype):
     source = load(init_from, version=init_version, dtype=dtype)
     if read_artifact_config(source.artifact_dir)["family"] != entry.family or source.dataset != model.dataset:
         raise CalozooError(f"--init-from {init_from}: not a {entry.family} model of dataset {model.dataset}.")
-    theirs = lister(source)
+    theirs = TRAINABLE_PARTS[entry.family](source)
     for part, module in own.items():
         if part in parts:
             continue
@@ -279,10 +286,14 @@ def _artifact_reference(model) -> str:
 
 
 def _teacher_reference(teacher) -> str | None:
-    """How the reproduce command names the teacher model: NAME, NAME@user, or its artifact path."""
+    """How the reproduce command names the teacher model, version included: NAME@shipped:N, NAME@user:N, or its
+    artifact path (a bare NAME@user would name whatever the user trains next)."""
     if teacher is None or teacher.artifact_dir is None:  # no student, or a teacher built in memory
         return None
-    return _artifact_reference(teacher)
+    if teacher.artifact_origin == PATH:
+        return str(teacher.artifact_dir)
+    origin = USER if teacher.artifact_origin == USER else SHIPPED
+    return f"{teacher.artifact_dir.parent.name}@{origin}:{teacher.artifact_dir.name.lstrip('v')}"
 
 
 def heldout_sample(rows: np.ndarray, n_voxels: int, seed: int) -> np.ndarray:
@@ -364,6 +375,7 @@ def train_to_artifact(name: str, data_path, *, variant: str | None = None, overr
     if precision not in PRECISIONS:
         raise CalozooError(f"training setting precision={precision!r}: choose one of {sorted(PRECISIONS)} (mixed "
                            "precision runs the MADE products in bfloat16; see calozoo.training.precision).")
+    _check_parts_request(entry, parts, init_from)
     with distribution.scope() if distribution is not None else contextlib.nullcontext():
         model = family.build(config)
     source = _adopt_untrained_parts(entry, model, parts, init_from, init_version, config.get("dtype"))
