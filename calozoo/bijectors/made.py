@@ -9,7 +9,7 @@ from calozoo.artifacts import StoredArray
 from calozoo.networks.init import torch_uniform
 from calozoo.networks.masked_blocks import MaskedBlockDense
 
-__all__ = ["MADE", "made_num_params", "hidden_degrees", "block_groups"]
+__all__ = ["MADE", "made_num_params", "hidden_degrees", "block_groups", "parameter_major_columns"]
 
 
 def hidden_degrees(num_hidden_units: int, num_features: int, context_units: int = 0) -> np.ndarray:
@@ -64,7 +64,9 @@ class MADE(tf.Module):
 
     Inside, the hidden units are ordered by degree, so that every masked layer is block triangular and is kept as
     `MaskedBlockDense` column blocks (`groups` of them, `block_groups` by default): the products skip the
-    structurally zero part. The weights are stored, imported and counted as nflows lays them out (hidden units
+    structurally zero part; the output layer's columns run parameter-major inside each block of features
+    (`parameter_major_columns`), so that `by_parameter` hands the splines an (M, D) layout without a transpose.
+    The weights are stored, imported and counted as nflows lays them out (hidden units
     cycling through the degrees, masked entries as zeros): `in_kernel`, `in_bias`, `hidden_kernels`,
     `hidden_biases`, `out_kernel`, `out_bias`, `ctx_kernel`, `ctx_bias` are `StoredArray`s in that layout, each
     with its `mask` where it has one. The initial weights are the same numbers whatever `groups` is.
@@ -141,11 +143,14 @@ class MADE(tf.Module):
             ctx_kernel = torch_uniform(rng, context, (context, hidden), np_dtype)
             ctx_bias = torch_uniform(rng, context, (hidden,), np_dtype)
         self.order = np.argsort(degrees, kind="stable")  # position k inside holds nflows' hidden unit order[k]
+        self.feature_edges = np.unique(np.linspace(0, features, min(self.groups, features) + 1).round().astype(int))
+        self.output_columns = parameter_major_columns(self.feature_edges, params_per_feature)
         with self.name_scope:
             self.input_layer = self._block_layer(*layers[0], rows=None, columns=self.order, name="input")
             self.hidden_layers = [self._block_layer(*layer, rows=self.order, columns=self.order, name=f"h{j}")
                                   for j, layer in enumerate(layers[1:-1])]
-            self.output_layer = self._block_layer(*layers[-1], rows=self.order, columns=None, name="output")
+            self.parameter_output = self._block_layer(*layers[-1], rows=self.order, columns=self.output_columns,
+                                                      name="output", edges=self.feature_edges * params_per_feature)
             if context:
                 self.context_kernel = tf.Variable(ctx_kernel[:, self.order], name="context_kernel")
                 self.context_bias = tf.Variable(ctx_bias[self.order], name="context_bias")
@@ -154,23 +159,27 @@ class MADE(tf.Module):
                                                           name="feature_context_kernel")
         self._stored_arrays()
 
-    def _block_layer(self, kernel, mask, bias, rows, columns, name):
-        """A `MaskedBlockDense` from a kernel in nflows' order, its rows / columns reordered by hidden degree."""
+    def _block_layer(self, kernel, mask, bias, rows, columns, name, edges=None):
+        """A `MaskedBlockDense` from a kernel in nflows' order, its rows / columns reordered (by hidden degree, or
+        the output's parameter-major order)."""
         if rows is not None:
             kernel, mask = kernel[rows], mask[rows]
         if columns is not None:
             kernel, mask, bias = kernel[:, columns], mask[:, columns], bias[columns]
-        return MaskedBlockDense(kernel, mask, bias, self.groups, name=name)
+        return MaskedBlockDense(kernel, mask, bias, self.groups, edges=edges, name=name)
 
     # ----- weights in nflows' layout -------------------------------------------------------------
     def _stored_arrays(self) -> None:
         """The `StoredArray`s that save, load, import and count the weights in nflows' layout."""
         inverse = np.argsort(self.order)
+        inverse_outputs = np.argsort(self.output_columns)
         hidden_columns = (lambda t: tf.gather(t, inverse, axis=-1), lambda v: v[..., self.order])
-        hidden_rows = (lambda t: tf.gather(t, inverse, axis=0), lambda v: v[self.order])
         both = (lambda t: tf.gather(tf.gather(t, inverse, axis=0), inverse, axis=1),
                 lambda v: v[self.order][:, self.order])
         as_is = (lambda t: t, lambda v: v)
+        output = (lambda t: tf.gather(tf.gather(t, inverse, axis=0), inverse_outputs, axis=1),
+                  lambda v: v[self.order][:, self.output_columns])
+        output_columns = (lambda t: tf.gather(t, inverse_outputs, axis=-1), lambda v: v[..., self.output_columns])
 
         def kernel(name, layer, layout):
             to_stored, from_stored = layout
@@ -188,8 +197,8 @@ class MADE(tf.Module):
         self.hidden_kernels = [kernel(f"hidden_kernels/{j}", layer, both) for j, layer in enumerate(self.hidden_layers)]
         self.hidden_biases = [plain(f"hidden_biases/{j}", layer.bias, hidden_columns)
                               for j, layer in enumerate(self.hidden_layers)]
-        self.out_kernel = kernel("out_kernel", self.output_layer, hidden_rows)
-        self.out_bias = plain("out_bias", self.output_layer.bias, as_is)
+        self.out_kernel = kernel("out_kernel", self.parameter_output, output)
+        self.out_bias = plain("out_bias", self.parameter_output.bias, output_columns)
         if self.context:
             self.ctx_kernel = plain("ctx_kernel", self.context_kernel, hidden_columns)
             self.ctx_bias = plain("ctx_bias", self.context_bias, hidden_columns)
@@ -200,7 +209,7 @@ class MADE(tf.Module):
     # ----- evaluation ----------------------------------------------------------------------------
     @property
     def dtype(self) -> tf.DType:
-        return self.output_layer.bias.dtype
+        return self.parameter_output.bias.dtype
 
     def first_layer_context(self, context):
         """The part of the first pre-activation that does not depend on x: b_in + relu(W_c c + b_c)."""
@@ -221,7 +230,12 @@ class MADE(tf.Module):
         return h
 
     def __call__(self, x, context=None, training=False):
-        """Autoregressive parameters, shape (..., D, M), in the weights' dtype."""
+        """Autoregressive parameters, shape (..., D, M), in the weights' dtype (`by_parameter` transposed)."""
+        return tf.linalg.matrix_transpose(self.by_parameter(x, context, training))
+
+    def by_parameter(self, x, context=None, training=False):
+        """Autoregressive parameters laid out parameter-major, shape (..., M, D): what the splines read fastest
+        (calozoo.bijectors.rq_spline, `param_axis=-2`). The output layer computes them in this order."""
         compute = self.compute_dtype or self.dtype
         x = tf.cast(tf.convert_to_tensor(x, dtype=self.dtype), compute)
         if context is not None:
@@ -230,11 +244,19 @@ class MADE(tf.Module):
             pre = self.input_layer(x)
         else:
             pre = self.input_layer.product(x) + self.first_layer_context(tf.cast(context, compute))
-        out = tf.cast(self.output_layer(self._trunk(pre, training)), self.dtype)
-        out = tf.reshape(out, tf.concat([tf.shape(out)[:-1], [self.features, self.params_per_feature]], axis=0))
+        out = self._parameter_major(tf.cast(self.parameter_output(self._trunk(pre, training)), self.dtype))
         if self.feature_context is None:
             return out
-        return out + self.feature_context_term(context)
+        return out + tf.linalg.matrix_transpose(self.feature_context_term(context))
+
+    def _parameter_major(self, columns):
+        """(..., D·M) in the output layer's column order -> (..., M, D): one reshape per block of features."""
+        sizes = np.diff(self.feature_edges)
+        lead = tf.shape(columns)[:-1]
+        pieces = [tf.reshape(piece, tf.concat([lead, [self.params_per_feature, size]], axis=0))
+                  for piece, size in zip(tf.split(columns, (sizes * self.params_per_feature).tolist(), axis=-1),
+                                         sizes)]
+        return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=-1)
 
     def feature_context_term(self, context):
         """c_{j(i)} * W_f[i] for every feature i, (..., D, M): the per-feature context path."""
@@ -263,10 +285,8 @@ class MADE(tf.Module):
         if context is not None:
             context = tf.convert_to_tensor(context, dtype=self.dtype)
         in_kernel = self.input_layer.dense_kernel()  # hidden units in degree order, as `pre`
-        out_kernel = tf.transpose(
-            tf.reshape(self.output_layer.dense_kernel(), [self.hidden, self.features, self.params_per_feature]),
-            [1, 0, 2])
-        out_bias = tf.reshape(self.output_layer.bias, [self.features, self.params_per_feature])
+        out_kernel = tf.transpose(self._parameter_major(self.parameter_output.dense_kernel()), [2, 0, 1])  # (D, H, M)
+        out_bias = tf.linalg.matrix_transpose(self._parameter_major(self.parameter_output.bias))  # (D, M)
         batch = tf.shape(targets)[0]
         pre = tf.zeros([batch, self.hidden], targets.dtype) + self.first_layer_context(context)
         outputs = tf.TensorArray(targets.dtype, size=self.features)
@@ -286,6 +306,17 @@ class MADE(tf.Module):
             maximum_iterations=self.features,  # a static trip count lets XLA compile the loop under a GradientTape
         )
         return tf.transpose(outputs.stack()), tf.reduce_sum(logdets.stack(), axis=0)
+
+
+def parameter_major_columns(feature_edges, params_per_feature: int) -> np.ndarray:
+    """The output layer's column order: nflows' column i * M + m (feature i, parameter m) at position k, where
+    inside each range of features [a, b) of `feature_edges` the columns run parameter by parameter
+    (m = 0: features a..b-1, then m = 1, ...). Each range is one column block, so its product yields an (M, b - a)
+    slab and the blocks concatenate to the (M, D) layout."""
+    columns = [feature * params_per_feature + m
+               for a, b in zip(feature_edges[:-1], feature_edges[1:])
+               for m in range(params_per_feature) for feature in range(a, b)]
+    return np.asarray(columns, np.int64)
 
 
 def _masked_init(rng, in_degrees, out_degrees, strict, dtype):

@@ -58,8 +58,9 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
         return dict()
 
     def _one_pass_elementwise(self, values, params):
+        """The spline of the one-pass direction on parameters laid out (..., 3K-1, D)."""
         fn = rqs_forward if self.spline_direction == "forward" else rqs_inverse
-        return fn(values, params, self.spline)
+        return fn(values, params, self.spline, param_axis=-2)
 
     def _sequential_elementwise(self, values, params):
         fn = rqs_inverse if self.spline_direction == "forward" else rqs_forward
@@ -69,9 +70,9 @@ class MaskedAutoregressiveRQS(tfb.Bijector):
         """The one-pass direction with everything distillation needs.
 
         Returns:
-            (x, log|dx/dy| per example, the MADE output of shape (..., D, 3K-1)).
+            (x, log|dx/dy| per example, the MADE output laid out (..., 3K-1, D)).
         """
-        params = self.made(y, conditional_input, training=training)
+        params = self.made.by_parameter(y, conditional_input, training=training)
         x, logdet = self._one_pass_elementwise(y, params)
         return x, tf.reduce_sum(logdet, axis=-1), params
 

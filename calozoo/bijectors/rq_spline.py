@@ -176,6 +176,65 @@ def _bin_quantities(params, settings, locate, positions):
     )
 
 
+def _knots_by_bin(raw, min_size, bound, settings=None):
+    """`_knots` on a list of K per-bin tensors (...,): the K+1 knot positions as a list, lowest first."""
+    num_bins = len(raw)
+    if settings is not None and settings.parametrization == "zuko":
+        raw = [soft_clip(r, -np.log(settings.slope) / 2.0) for r in raw]
+    peak = raw[0]
+    for r in raw[1:]:
+        peak = tf.maximum(peak, r)
+    weights = [tf.exp(r - peak) for r in raw]
+    total = weights[0]
+    for w in weights[1:]:
+        total = total + w
+    scale = (1.0 - min_size * num_bins) / total
+    knots, cumulative = [tf.fill(tf.shape(peak), tf.constant(-bound, peak.dtype))], None
+    for w in weights[:-1]:
+        size = min_size + w * scale
+        cumulative = size if cumulative is None else cumulative + size
+        knots.append(2.0 * bound * cumulative - bound)
+    return knots + [tf.fill(tf.shape(peak), tf.constant(bound, peak.dtype))]
+
+
+def _pick(values, index):
+    """values[index] elementwise from a list of same-shaped tensors, by a chain of selects (no gather)."""
+    picked = values[0]
+    for k in range(1, len(values)):
+        picked = tf.where(index == k, values[k], picked)
+    return picked
+
+
+def _bin_quantities_by_parameter(params, settings, locate, positions):
+    """`_bin_quantities` for parameters laid out (..., 3K-1, D) against positions (..., D).
+
+    The same numbers up to rounding, from K-long lists of (..., D) tensors: every operation then runs along the
+    contiguous feature axis, which XLA's CPU code vectorises (about half the time of the (..., D, 3K-1) layout,
+    whose short last axis it does not)."""
+    k = settings.num_bins
+    bound = settings.tail_bound
+    raw = tf.unstack(params, axis=-2)
+    x_knots = _knots_by_bin(raw[:k], settings.min_bin_width, bound, settings)
+    y_knots = _knots_by_bin(raw[k : 2 * k], settings.min_bin_height, bound, settings)
+    knots = x_knots if locate == "x" else y_knots
+    index = tf.zeros_like(positions, tf.int32)
+    for knot in knots[1:k]:
+        index += tf.cast(positions >= knot, tf.int32)
+    raw_d = raw[2 * k :]
+    boundary = tf.constant(_boundary_slope(settings.min_derivative, settings), params.dtype)
+    lower = _interior_slopes(_pick([raw_d[0]] + raw_d, index), settings.min_derivative, settings)
+    upper = _interior_slopes(_pick(raw_d + [raw_d[-1]], index), settings.min_derivative, settings)
+    x0, y0 = _pick(x_knots[:k], index), _pick(y_knots[:k], index)
+    return dict(
+        x0=x0,
+        y0=y0,
+        w=_pick(x_knots[1:], index) - x0,
+        h=_pick(y_knots[1:], index) - y0,
+        d0=tf.where(index == 0, boundary, lower),
+        d1=tf.where(index == k - 1, boundary, upper),
+    )
+
+
 def _log_slope(theta, q):
     """log dy/dx of the rational-quadratic segment at relative position theta."""
     delta = q["h"] / q["w"]
@@ -185,18 +244,28 @@ def _log_slope(theta, q):
     return tf.math.log(numerator) - 2.0 * tf.math.log(denominator)
 
 
-def rqs_forward(x, params, settings: SplineSettings):
+def _geometry(params, settings, locate, positions, param_axis):
+    if param_axis == -1:
+        return _bin_quantities(params, settings, locate, positions)
+    if param_axis == -2:
+        return _bin_quantities_by_parameter(params, settings, locate, positions)
+    raise ValueError(f"`param_axis` must be -1 (..., 3K-1) or -2 (..., 3K-1, D); got {param_axis}.")
+
+
+def rqs_forward(x, params, settings: SplineSettings, param_axis: int = -1):
     """y = RQS(x) elementwise and log|dy/dx|; identity with log-det 0 outside [-B, B].
 
     Args:
         x: inputs, shape (...,).
-        params: unconstrained parameters, shape (..., 3K-1): K widths, K heights, K-1 slopes.
+        params: unconstrained parameters, shape (..., 3K-1): K widths, K heights, K-1 slopes; with
+            `param_axis=-2`, shape (..., 3K-1, D) for x of shape (..., D) (the faster layout on CPU).
         settings: the spline's bins, bound and minima.
+        param_axis: where the 3K-1 parameters sit, -1 or -2.
     """
     bound = settings.tail_bound
     inside = (x >= -bound) & (x <= bound)
     xc = tf.clip_by_value(x, -bound, bound)
-    q = _bin_quantities(params, settings, "x", xc)
+    q = _geometry(params, settings, "x", xc, param_axis)
     theta = tf.clip_by_value((xc - q["x0"]) / q["w"], 0.0, 1.0)
     delta = q["h"] / q["w"]
     one_minus = 1.0 - theta
@@ -207,12 +276,13 @@ def rqs_forward(x, params, settings: SplineSettings):
     return tf.where(inside, y, x), tf.where(inside, logdet, tf.zeros_like(logdet))
 
 
-def rqs_inverse(y, params, settings: SplineSettings):
-    """x = RQS^{-1}(y) elementwise and log|dx/dy|; identity with log-det 0 outside [-B, B]."""
+def rqs_inverse(y, params, settings: SplineSettings, param_axis: int = -1):
+    """x = RQS^{-1}(y) elementwise and log|dx/dy|; identity with log-det 0 outside [-B, B]. Arguments as
+    `rqs_forward`."""
     bound = settings.tail_bound
     inside = (y >= -bound) & (y <= bound)
     yc = tf.clip_by_value(y, -bound, bound)
-    q = _bin_quantities(params, settings, "y", yc)
+    q = _geometry(params, settings, "y", yc, param_axis)
     delta = q["h"] / q["w"]
     offset = yc - q["y0"]
     curvature = q["d0"] + q["d1"] - 2.0 * delta

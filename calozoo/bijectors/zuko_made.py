@@ -73,6 +73,10 @@ class ZukoMADE(tf.Module):
         out = self.net(x)
         return tf.reshape(out, tf.concat([tf.shape(out)[:-1], [self.features, self.params_per_feature]], axis=0))
 
+    def by_parameter(self, x, context=None, training=False):
+        """The parameters laid out (..., M, D), as `MADE.by_parameter`."""
+        return tf.linalg.matrix_transpose(self(x, context, training))
+
     def solve(self, targets, context, elementwise, training=False):
         """Solves y_i = elementwise(x_i, params_i(y)) for y, feature by feature in `order` (D network passes).
 

@@ -26,6 +26,7 @@ def column_prefixes(mask: np.ndarray) -> np.ndarray:
 class MaskedBlockDense(tf.Module):
     """x (B, n_in) -> x @ (W * mask) + b, with W stored as one dense block per range of columns.
 
+    The column blocks are `groups` equal ranges, or the ranges between the given `edges` (0 = e_0 < ... = n_out).
     Block g holds the rows [0, q_g) of its columns, q_g the longest mask prefix among them; entries of the block
     that the mask zeroes are stored as zeros and kept zero by a variable constraint (applied by the tf_keras
     optimizers after each step). With `groups=1` the single block is the whole kernel.
@@ -38,14 +39,18 @@ class MaskedBlockDense(tf.Module):
     """
 
     def __init__(self, kernel: np.ndarray, mask: np.ndarray, bias: np.ndarray, groups: int = 1,
-                 name: str | None = None):
+                 edges=None, name: str | None = None):
         super().__init__(name=name)
         kernel, mask = np.asarray(kernel), np.asarray(mask, bool)
         if kernel.shape != mask.shape or bias.shape != (kernel.shape[1],):
             raise ValueError(f"kernel {kernel.shape}, mask {mask.shape} and bias {bias.shape} do not fit together.")
         prefixes = column_prefixes(mask)
         self.n_in, self.n_out = kernel.shape
-        edges = np.unique(np.linspace(0, self.n_out, max(1, min(groups, self.n_out)) + 1).round().astype(int))
+        if edges is None:
+            edges = np.unique(np.linspace(0, self.n_out, max(1, min(groups, self.n_out)) + 1).round().astype(int))
+        edges = np.asarray(edges, int)
+        if edges[0] != 0 or edges[-1] != self.n_out or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"`edges` must rise strictly from 0 to {self.n_out}; got {edges.tolist()}.")
         self.ranges = [(int(a), int(e), int(prefixes[a:e].max())) for a, e in zip(edges[:-1], edges[1:])]
         dtype = kernel.dtype
         self.masks = [tf.constant(mask[:q, a:e].astype(dtype)) for a, e, q in self.ranges]

@@ -59,6 +59,16 @@ def _batches(train_arrays, batch_size: int, seed: int, epoch: int):
         yield [a[index] for a in train_arrays]
 
 
+def _restore(state: tf.train.Checkpoint, path: str) -> None:
+    """Restores a resumed run's checkpoint; one that lacks some of the model's weights (written by another
+    configuration or an older layout of calozoo's networks) is refused rather than half loaded."""
+    try:
+        state.restore(path).assert_existing_objects_matched()
+    except AssertionError as error:
+        raise CalozooError(f"Cannot resume from {path}: it does not hold every weight of this model ({error}). "
+                           "Start the run again without --resume, or in a fresh --workdir.") from None
+
+
 def _make_step(loss_fn, variables, optimizer, strategy, jit_compile=False):
     """One optimizer step on a batch (a list of arrays); with a strategy, on per-replica slices of it."""
     if strategy is not None and jit_compile:
@@ -224,7 +234,7 @@ def train_loop(
     history_file = checkpoint_dir / "history.json"
     history, elapsed = [], 0.0
     if resume and manager.latest_checkpoint:
-        state.restore(manager.latest_checkpoint)
+        _restore(state, manager.latest_checkpoint)
         saved = json.loads(history_file.read_text()) if history_file.exists() else {}
         history, elapsed = saved.get("history", []), saved.get("wall_time_s", 0.0)
     if resume == CHECKPOINTS_ONLY:

@@ -142,7 +142,7 @@ def test_record_gives_every_step_and_every_made_output(kind):
         assert all(step.shape == (12, FEATURES) for step in result.steps)
     recorded = one_pass(x, c, record=True)
     assert len(recorded.params) == NUM_BLOCKS
-    assert all(p.shape == (12, FEATURES, 3 * 8 - 1) for p in recorded.params)
+    assert all(p.shape == (12, 3 * 8 - 1, FEATURES) for p in recorded.params)  # parameter-major (MADE.by_parameter)
     # Only one-pass blocks produce MADE outputs; the sequential direction records none.
     assert sequential(x, c, record=True).params == []
     # Without record, nothing is kept.

@@ -38,7 +38,7 @@ def assert_autoregressive(jacobian):
 
 
 def block_layers(made):
-    return [made.input_layer, *made.hidden_layers, made.output_layer]
+    return [made.input_layer, *made.hidden_layers, made.parameter_output]
 
 
 # ----- autoregressive structure --------------------------------------------------------------------------------
@@ -169,11 +169,30 @@ def test_blocks_compute_the_same_function_from_the_same_weights(features, hidden
 def test_large_mades_multiply_little_more_than_half_of_the_output_kernel():
     made = MADE(features=368, context=0, hidden=736, params_per_feature=23, seed=0, dtype=tf.float32)
     assert made.groups == 8
-    multiplied = sum(int(np.prod(block.shape)) for block in made.output_layer.blocks)
+    multiplied = sum(int(np.prod(block.shape)) for block in made.parameter_output.blocks)
     assert multiplied / (736 * 368 * 23) < 0.57
     assert MADE(features=144, context=0, hidden=64, params_per_feature=23, seed=0).groups == 1
     assert block_groups(900, 256) == 1  # fewer hidden units than features: nothing more to skip
     assert block_groups(144, 384) == 4  # iCaloFlow DS2's paper-size Flow-3: four blocks measured fastest
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_parameter_major_outputs_are_nflows_outputs_transposed(groups):
+    """`by_parameter` (M, D) holds nflows' feature-major output (D, M), computed from the stored weights with
+    nflows' formula, whatever the column blocks."""
+    made = MADE(7, context=2, hidden=12, params_per_feature=4, num_blocks=1, seed=4, groups=groups)
+    stored = {key: value.numpy() for key, value in variables_by_path(made).items()}
+    x, c = inputs(5, 7, 2)
+
+    def relu(v):
+        return np.maximum(v, 0.0)
+
+    h = relu(x @ stored["in_kernel"] + stored["in_bias"]
+             + relu(c @ stored["ctx_kernel"] + stored["ctx_bias"]))
+    h = relu(h @ stored["hidden_kernels/0"] + stored["hidden_biases/0"])
+    expected = (h @ stored["out_kernel"] + stored["out_bias"]).reshape(5, 7, 4)
+    assert_relative_close(made.by_parameter(x, c), expected.transpose(0, 2, 1), 1e-13, "by_parameter")
+    assert_relative_close(made(x, c), expected, 1e-13, "params")
 
 
 def test_stored_weights_load_into_another_block_layout():

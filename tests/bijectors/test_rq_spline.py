@@ -250,3 +250,24 @@ def test_zuko_parametrization_matches_zuko_formulas():
     np.testing.assert_allclose(logdet.numpy(), [np.log(slopes[0])], rtol=1e-8)
     with pytest.raises(ValueError, match="parametrization"):
         SplineSettings(parametrization="torch")
+
+
+@pytest.mark.parametrize("settings", SETTINGS + [SplineSettings(6, 4.0, parametrization="nflows-identity-init")],
+                         ids=SETTINGS_IDS + ["identity-init"])
+def test_parameter_major_layout_gives_the_same_spline(settings):
+    """`param_axis=-2` (params (..., 3K-1, D), the MADE's `by_parameter` layout) is the same map and log-det as the
+    (..., D, 3K-1) layout, to float64 rounding, tails included."""
+    params = random_params(60, settings, scale=3.0).reshape(5, 12, settings.num_params)
+    by_parameter = np.swapaxes(params, -1, -2)
+    x = points(60, settings).reshape(5, 12)
+    for fn in (rqs_forward, rqs_inverse):
+        expected = fn(tf.constant(x), tf.constant(params), settings)
+        got = fn(tf.constant(x), tf.constant(by_parameter), settings, param_axis=-2)
+        for name, a, b in zip(("value", "log-det"), got, expected):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-11, atol=1e-11, err_msg=f"{fn.__name__} {name}")
+
+
+def test_an_unknown_parameter_axis_is_refused():
+    settings = SplineSettings()
+    with pytest.raises(ValueError, match="`param_axis` must be -1"):
+        rqs_forward(tf.zeros([3]), tf.zeros([3, settings.num_params]), settings, param_axis=0)

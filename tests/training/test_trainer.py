@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from calozoo.errors import CalozooError
 from calozoo.training.schedules import CyclicTriangular2, OneCycle
 from calozoo.training.trainer import train_loop
 
@@ -41,6 +42,14 @@ def _train(module, directory, epochs, resume=False, kill_in_epoch=None):
 
     return train_loop(module, _loss(module), _data(), epochs=epochs, batch_size=16, learning_rate=0.05,
                       checkpoint_dir=directory, evaluate=evaluate, metric_name="mse", resume=resume, progress=False)
+
+
+class RenamedLine(tf.Module):
+    """`Line` with its weight under another attribute: a checkpoint of `Line` does not hold it."""
+
+    def __init__(self):
+        super().__init__()
+        self.slope = tf.Variable(0.0, dtype=tf.float64)
 
 
 def test_the_loss_decreases_and_the_best_epoch_is_kept(tmp_path):
@@ -120,3 +129,13 @@ def test_early_stopping_after_patience_epochs_without_improvement_and_a_resume_s
     assert result.best_epoch == 2
     resumed = train_loop(Line(), _loss(module), _data(), evaluate=lambda _: 0.0, resume=True, **common)
     assert resumed.epochs == 4 and resumed.best_epoch == 2
+
+
+def test_resuming_from_a_checkpoint_without_every_weight_is_refused(tmp_path):
+    """A checkpoint of another layout would leave the missing weights at their initial values: refused."""
+    _train(Line(), tmp_path, epochs=2)
+    other = RenamedLine()
+    with pytest.raises(CalozooError, match="does not hold every weight of this model"):
+        train_loop(other, lambda x, y: (tf.reduce_mean((other.slope * x - y) ** 2),) * 2, _data(), epochs=3,
+                   batch_size=16, learning_rate=0.05, checkpoint_dir=tmp_path, evaluate=lambda m: m,
+                   metric_name="mse", resume=True, progress=False)
