@@ -252,9 +252,9 @@ def _check_parts_request(entry, parts, init_from) -> None:
 
 
 def _adopt_untrained_parts(entry, model, parts, init_from, init_version, dtype):
-    """With `parts`: loads `init_from` and copies into `model` the weights of every part that will not train.
-    Returns the loaded source model (None without `parts`)."""
-    _check_parts_request(entry, parts, init_from)
+    """With `parts` (checked by `_check_parts_request` before the model was built): loads `init_from` and copies
+    into `model` the weights of every part that will not train. Returns the loaded source model (None without
+    `parts`)."""
     if parts is None:
         return None
     own = TRAINABLE_PARTS[entry.family](model)
