@@ -247,7 +247,7 @@ class MADE(tf.Module):
         out = self._parameter_major(tf.cast(self.parameter_output(self._trunk(pre, training)), self.dtype))
         if self.feature_context is None:
             return out
-        return out + tf.linalg.matrix_transpose(self.feature_context_term(context))
+        return out + self.feature_context_term(context)
 
     def _parameter_major(self, columns):
         """(..., D·M) in the output layer's column order -> (..., M, D): one reshape per block of features."""
@@ -259,9 +259,10 @@ class MADE(tf.Module):
         return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=-1)
 
     def feature_context_term(self, context):
-        """c_{j(i)} * W_f[i] for every feature i, (..., D, M): the per-feature context path."""
+        """c_{j(i)} * W_f[i] for every feature i, laid out as `by_parameter` (..., M, D): the per-feature context
+        path."""
         own = tf.gather(context, self.feature_context, axis=-1)
-        return own[..., None] * tf.cast(self.feature_context_kernel, context.dtype)
+        return own[..., None, :] * tf.transpose(tf.cast(self.feature_context_kernel, context.dtype))
 
     def solve(self, targets, context, elementwise, training=False):
         """Solves y_i = elementwise(x_i, params_i(y_{<i})) for y, one feature at a time (D sequential steps).
@@ -293,7 +294,7 @@ class MADE(tf.Module):
         logdets = tf.TensorArray(targets.dtype, size=self.features)
         targets_by_feature = tf.transpose(targets)
         if self.feature_context is not None:
-            out_bias = out_bias[:, None, :] + tf.transpose(self.feature_context_term(context), [1, 0, 2])  # (D, B, M)
+            out_bias = out_bias[:, None, :] + tf.transpose(self.feature_context_term(context), [2, 0, 1])  # (D, B, M)
 
         def step(i, pre, outputs, logdets):
             params = tf.matmul(self._trunk(pre, training), out_kernel[i]) + out_bias[i]
