@@ -9,7 +9,9 @@ energies E_n, E_{n-1} and E_inc, and the sample is compared with the real layer 
   mass away from where the data sit (here: empty voxels pushed over the cut), whatever its validation NLL says;
 - the hottest voxel's share of the layer energy, and the voxels holding more than 0.3 of it per layer (in all and
   outside the innermost ring): GEANT4 has few such voxels in the core of the shower; a flow with a fat upper tail
-  per voxel gives a few voxels anywhere most of the layer's energy.
+  per voxel gives a few voxels anywhere most of the layer's energy;
+- the share of the layer's energy in the innermost radial bin and in the outer half of the radial bins, for the
+  data, the samples, and the same draw told it is layer 1 (if the layer index steers Flow-3, that one differs).
 
 This separates Flow-3's own leakage from errors that compound from layer to layer in generation. Used on the DS3
 teachers (README, iCaloFlow DS3):
@@ -41,19 +43,41 @@ def layer_report(model, incident, showers, layer: int, seed: int = 0) -> dict:
     keep = (previous.sum(-1) > 0) & (current.sum(-1) > 0)
     previous, current, incident = previous[keep], current[keep], incident[keep]
     energy = tf.constant(current.sum(-1, keepdims=True))
-    condition = model.layer_condition(tf.constant(incident), energy, tf.constant(previous.sum(-1, keepdims=True)),
-                                      model.shape_logit(tf.constant(previous), tf.constant([seed, 1])),
-                                      tf.fill([len(current)], layer))
-    sampled = model.layer_flow.sample(condition, tf.constant([seed, 2 + layer]))
-    generated = model._layer_from_logits(sampled, energy).numpy()
+
+    def condition_as(index):
+        return model.layer_condition(tf.constant(incident), energy, tf.constant(previous.sum(-1, keepdims=True)),
+                                     model.shape_logit(tf.constant(previous), tf.constant([seed, 1])),
+                                     tf.fill([len(current)], index))
+
+    def sample_as(index):
+        sampled = model.layer_flow.sample(condition_as(index), tf.constant([seed, 2 + layer]))
+        return sampled, model._layer_from_logits(sampled, energy).numpy()
+
+    condition = condition_as(layer)
+    sampled, generated = sample_as(layer)
+    # The same draw told it is the first Flow-3 layer: how much the layer index steers Flow-3.
+    _, as_first = sample_as(1)
     data_logits = model.shape_logit(tf.constant(current), tf.constant([seed, 3]))
     n_r = model.config.layer_bins[1]
+    sides = (("data", current), ("sampled", generated), ("sampled_as_layer_1", as_first))
     return {"layer": layer, "n_showers": int(keep.sum()),
             "hits_data": float((current > 0).sum(-1).mean()), "hits_sampled": float((generated > 0).sum(-1).mean()),
+            "hits_sampled_as_layer_1": float((as_first > 0).sum(-1).mean()),
             "log_prob_data": float(tf.reduce_mean(model.layer_flow.log_prob(data_logits, condition))),
             "log_prob_samples": float(tf.reduce_mean(model.layer_flow.log_prob(sampled, condition))),
-            **{f"{key}_{side}": value for side, layer_mev in (("data", current), ("sampled", generated))
-               for key, value in largest_voxels(layer_mev, n_r).items()}}
+            **{f"{key}_{side}": value for side, layer_mev in sides[:2]
+               for key, value in largest_voxels(layer_mev, n_r).items()},
+            **{f"{key}_{side}": value for side, layer_mev in sides
+               for key, value in radial_shares(layer_mev, n_r).items()}}
+
+
+def radial_shares(layer_mev: np.ndarray, n_r: int) -> dict:
+    """Share of all the showers' energy in this layer in the innermost radial bin and in the outer half of the
+    radial bins (voxel index alpha * n_r + r): GEANT4's layers narrow near the front and widen with depth."""
+    per_r = layer_mev.reshape(len(layer_mev), -1, n_r).sum(axis=(0, 1))
+    total = max(float(per_r.sum()), 1e-30)
+    return {"innermost_share": round(float(per_r[0]) / total, 4),
+            "outer_half_share": round(float(per_r[(n_r + 1) // 2:].sum()) / total, 4)}
 
 
 def largest_voxels(layer_mev: np.ndarray, n_r: int) -> dict:
@@ -86,7 +110,10 @@ def main() -> None:
             print(f"{name} layer {layer}: hits {row['hits_data']:.1f} (data) / {row['hits_sampled']:.1f} (sampled); "
                   f"log-density {row['log_prob_data']:.1f} (data) / {row['log_prob_samples']:.1f} (samples); "
                   f"hottest share {row['hottest_share_data']:.3f} / {row['hottest_share_sampled']:.3f}, voxels "
-                  f"above 0.3 {row['large_voxels_data']:.2f} / {row['large_voxels_sampled']:.2f}", flush=True)
+                  f"above 0.3 {row['large_voxels_data']:.2f} / {row['large_voxels_sampled']:.2f}; innermost ring "
+                  f"{row['innermost_share_data']:.3f} / {row['innermost_share_sampled']:.3f} (told layer 1: "
+                  f"{row['innermost_share_sampled_as_layer_1']:.3f}), outer half {row['outer_half_share_data']:.3f} / "
+                  f"{row['outer_half_share_sampled']:.3f}", flush=True)
     if args.out:
         write_merged(Path(args.out), args.heldout, results)
 
