@@ -138,7 +138,8 @@ def profile(sample, energies, seed, calls: int, dots: dict[str, int]) -> dict:
             # summed dot time over the time in which any dot ran: 1 when the products run one after another
             "dot_concurrency": sum(ms for _, ms in dot_intervals) / busy_ms(dot_intervals) if dot_intervals else None,
             "op_ms_per_call_all_threads": {k: round(v / calls, 4) for k, v in kinds.most_common()},
-            "dots_per_call": len(dot_ms), "dot_weight_megabytes": dot_bytes / 1e6,
+            "dots_per_call": len(dot_intervals) / calls, "dot_instructions": len(dot_ms),
+            "dot_weight_megabytes": dot_bytes / 1e6,
             "dot_read_rate_gb_per_s": dot_bytes / (dot_total * 1e-3) / 1e9 if dot_total else None}
 
 

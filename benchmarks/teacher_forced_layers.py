@@ -43,10 +43,11 @@ def layer_report(model, incident, showers, layer: int, seed: int = 0) -> dict:
     keep = (previous.sum(-1) > 0) & (current.sum(-1) > 0)
     previous, current, incident = previous[keep], current[keep], incident[keep]
     energy = tf.constant(current.sum(-1, keepdims=True))
+    previous_energy = tf.constant(previous.sum(-1, keepdims=True))
+    previous_logits = model.shape_logit(tf.constant(previous), tf.constant([seed, 1]))
 
     def condition_as(index):
-        return model.layer_condition(tf.constant(incident), energy, tf.constant(previous.sum(-1, keepdims=True)),
-                                     model.shape_logit(tf.constant(previous), tf.constant([seed, 1])),
+        return model.layer_condition(tf.constant(incident), energy, previous_energy, previous_logits,
                                      tf.fill([len(current)], index))
 
     def sample_as(index):
