@@ -7,7 +7,7 @@ Three conditional flows, each 8 MADE-RQS blocks with global reverse/random permu
 - Flow-2 (`first_layer_flow`): the voxels of layer 0, normalised to unit sum, in logit space, given
   [log10 E_inc - 4.5, logit(E_0 / 6.5e4) / 4];
 - Flow-3 (`layer_flow`): one flow shared by layers n = 1..44, given [log10 E_inc - 4.5, logit(E_n / 6.5e4),
-  logit(E_{n-1} / 6.5e4), logit of the noisy normalised layer n-1, one_hot(n-1, 44)].
+  logit(E_{n-1} / 6.5e4), logit of the noisy normalised layer n-1 (or its log-compressed shares), one_hot(n-1, 44)].
 
 Showers are generated inductively: layer 0 from Flow-2, then layer n from Flow-3 given the generated layer n-1.
 The teacher's Flow-2/Flow-3 are MAFs (one-pass density), the student's IAFs distilled from them (one-pass
@@ -33,18 +33,23 @@ from calozoo.preprocessing import (
     from_energy_variables,
     inverse_logit_transform,
     layer_normalize,
+    log_shares,
     logit_transform,
     rescale_rows,
     to_energy_variables,
 )
 
-__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS", "ENERGY_VARIABLES"]
+__all__ = ["ICaloFlowConfig", "ICaloFlow", "FLOW_NAMES", "DEQUANTIZATIONS", "ENERGY_VARIABLES",
+           "PREVIOUS_SHAPE_CONDITIONS"]
 
 # The three flows, as attributes of ICaloFlow and as keys of the training settings.
 FLOW_NAMES = ("energy_flow", "first_layer_flow", "layer_flow")
 # How a layer's voxels become continuous fractions: the paper's noise on every voxel, or empty voxels filled
 # up to the generation threshold (see ICaloFlow.shape_fractions).
 DEQUANTIZATIONS = ("uniform", "below_threshold", "log_normal")
+# How Flow-3 sees layer n-1: the paper's noisy shape logit, or its noiseless compressed shares (see
+# ICaloFlow.previous_shape).
+PREVIOUS_SHAPE_CONDITIONS = ("logit", "log_shares")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +93,7 @@ class ICaloFlowConfig(FlowConfig):
     energy_fraction_factor: float = 2.0  # f of "fractions" (DS2 and DS3 reach E_tot / E_inc = 1.30)
     layer_context_skip: bool = False  # not in the paper: Flow-3's voxel i also sees voxel i of layer n-1 directly
     shape_context_units: int = 0  # not in the paper: Flow-2/3 MADE units that see only the condition (see MADE)
+    previous_shape_condition: str = "logit"  # the paper; or "log_shares" (see ICaloFlow.previous_shape)
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -106,6 +112,9 @@ class ICaloFlowConfig(FlowConfig):
                              "'below_threshold' with renormalize_layers (which undoes the shrink at generation); "
                              f"got {self.occupied_jitter} with '{self.dequantization}', "
                              f"renormalize_layers={self.renormalize_layers}.")
+        if self.previous_shape_condition not in PREVIOUS_SHAPE_CONDITIONS:
+            raise ValueError(f"`previous_shape_condition` must be one of {list(PREVIOUS_SHAPE_CONDITIONS)}; "
+                             f"got '{self.previous_shape_condition}'.")
         if self.energy_variables not in ENERGY_VARIABLES:
             raise ValueError(f"`energy_variables` must be one of {list(ENERGY_VARIABLES)}; "
                              f"got '{self.energy_variables}'.")
@@ -287,6 +296,19 @@ class ICaloFlow(ShowerGenerator):
         """The layer's dequantised voxel fractions (`shape_fractions`) in logit space, (N, layer_size)."""
         return logit_transform(self.shape_fractions(layer_mev, seed), self.config.shape_alpha)
 
+    def previous_shape(self, layer_mev, seed):
+        """Layer n-1 (N, layer_size) MeV as Flow-3 sees it, (N, layer_size).
+
+        `previous_shape_condition="logit"` (the paper): its noisy shape logit (`shape_logit`), the same variables
+        as the flow's input. `"log_shares"`: each voxel's share of the layer, log-compressed (`log_shares`: 0 for
+        an empty voxel, 1 for all of the layer). With a dequantised empty band (`dequantization="log_normal"`)
+        every empty voxel's logit carries about a decade of noise, and summed over DS3's 900 voxels that noise
+        drowns the rest of the condition (the layer index, E_n); the shares carry none.
+        """
+        if self.config.previous_shape_condition == "logit":
+            return self.shape_logit(layer_mev, seed)
+        return log_shares(layer_mev, tf.constant(self.config.threshold_mev, layer_mev.dtype))
+
     def energy_flow_inputs(self, layer_energies_mev, incident_mev, seed):
         """Flow-1 (x, c): the noisy layer energies (N, 45) in logit space, and log10 E_inc - 4.5 (N, 1).
 
@@ -313,12 +335,12 @@ class ICaloFlow(ShowerGenerator):
         energy = self._noisy(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), energy_seed)
         return self.shape_logit(layer_mev, shape_seed), self.first_layer_condition(incident_mev, energy)
 
-    def layer_condition(self, incident_mev, energy_mev, previous_energy_mev, previous_shape_logit, layer_index):
-        """Flow-3 condition [log10 E_inc - 4.5, logit(E_n/6.5e4), logit(E_{n-1}/6.5e4), previous layer's shape
-        logit, one_hot(n - 1, 44)]; energies (N, 1), layer_index (N,) integers in 1..44."""
+    def layer_condition(self, incident_mev, energy_mev, previous_energy_mev, previous_shape, layer_index):
+        """Flow-3 condition [log10 E_inc - 4.5, logit(E_n/6.5e4), logit(E_{n-1}/6.5e4), layer n-1's shape
+        (`previous_shape`), one_hot(n - 1, 44)]; energies (N, 1), layer_index (N,) integers in 1..44."""
         one_hot = tf.one_hot(tf.cast(layer_index, tf.int32) - 1, self.n_layers - 1, dtype=self.dtype)
         return tf.concat([self.incident_condition(incident_mev), self.energy_logit(energy_mev),
-                          self.energy_logit(previous_energy_mev), previous_shape_logit, one_hot], axis=-1)
+                          self.energy_logit(previous_energy_mev), previous_shape, one_hot], axis=-1)
 
     def layer_inputs(self, layer_mev, previous_layer_mev, incident_mev, layer_index, seed):
         """Flow-3 (x, c) from raw layers n and n-1 (N, layer_size) MeV; every noisy quantity has its own noise."""
@@ -326,7 +348,7 @@ class ICaloFlow(ShowerGenerator):
         energy = self._noisy(tf.reduce_sum(layer_mev, axis=-1, keepdims=True), seeds[0])
         previous_energy = self._noisy(tf.reduce_sum(previous_layer_mev, axis=-1, keepdims=True), seeds[1])
         condition = self.layer_condition(incident_mev, energy, previous_energy,
-                                         self.shape_logit(previous_layer_mev, seeds[2]), layer_index)
+                                         self.previous_shape(previous_layer_mev, seeds[2]), layer_index)
         return self.shape_logit(layer_mev, seeds[3]), condition
 
     def preprocess(self, showers_mev, incident_energies_mev, seed: int | None):
@@ -393,7 +415,7 @@ class ICaloFlow(ShowerGenerator):
         noise_seed, flow_seed = tf.unstack(stateless.split(seed, 2))
         energy = tf.gather(energies, [index], axis=1)
         previous_energy = tf.gather(energies, [index - 1], axis=1)
-        previous_shape = self.shape_logit(previous_layer, noise_seed)
+        previous_shape = self.previous_shape(previous_layer, noise_seed)
         condition = self.layer_condition(incident, energy, previous_energy, previous_shape,
                                          tf.fill(tf.shape(incident)[:1], index))
         return self._layer_from_logits(self.layer_flow.sample(condition, flow_seed), energy)

@@ -19,7 +19,14 @@ from calozoo.preprocessing.energy_fractions import (
     to_energy_variables,
 )
 from calozoo.preprocessing.frozen_statistics import FrozenMinMax, FrozenStandardizer
-from calozoo.preprocessing.layers import keep_filled_rows, layer_normalize, rescale_layers, rescale_rows, split_layers
+from calozoo.preprocessing.layers import (
+    keep_filled_rows,
+    layer_normalize,
+    log_shares,
+    rescale_layers,
+    rescale_rows,
+    split_layers,
+)
 from calozoo.preprocessing.logit import inverse_logit_transform, logit_transform
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "rescale_layers",
     "rescale_rows",
     "keep_filled_rows",
+    "log_shares",
     "split_layers",
     "logit_transform",
     "inverse_logit_transform",
