@@ -106,9 +106,25 @@ def silence_tensorflow() -> None:
     sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
 
 
+_TERMINATION = {}  # {"code": 143} once SIGTERM has arrived
+
+
 def _terminated(signum, frame):
-    """SIGTERM unwinds like Ctrl-C: `with` blocks exit, so writers delete their temporary files."""
+    """SIGTERM unwinds like Ctrl-C: `with` blocks exit, so writers delete their temporary files.
+
+    Python runs the handler between any two bytecodes of the main thread, also inside a `__del__` or a weakref
+    callback, where the SystemExit is printed as "Exception ignored" and lost; the request is therefore also
+    recorded, for the long loops to honour at their next step (`stop_if_terminated`).
+    """
+    _TERMINATION["code"] = 128 + signum
     raise SystemExit(128 + signum)
+
+
+def stop_if_terminated() -> None:
+    """SystemExit(143) if SIGTERM has arrived, even when its first SystemExit was swallowed: call once per step of
+    a long loop (a batch of showers, an epoch)."""
+    if _TERMINATION:
+        raise SystemExit(_TERMINATION["code"])
 
 
 def handle_sigterm(ctx: click.Context) -> None:

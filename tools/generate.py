@@ -9,6 +9,7 @@ import click
 from tqdm.auto import tqdm
 
 from calozoo_tools._errors import allow_energy_range_option, overwrite_option, refuse_existing, reports_errors
+from calozoo_tools.cli import stop_if_terminated
 
 
 def _energies(model, n, energies_from, seed, allow_energy_range=False):
@@ -96,6 +97,7 @@ def generate_command(name, n, energies_from, output, batch_size, seed, version, 
     with ShowerWriter(output, model.n_voxels, attrs=attrs) as writer, \
             tqdm(total=rows.stop - rows.start, unit="shower", desc=name) as bar:
         for energies, showers in batches:
+            stop_if_terminated()
             writer.append(energies, showers)
             bar.update(len(energies))
     where = f" (shard {shard_index}/{shard_count}: rows {rows.start}-{rows.stop - 1} of {len(all_energies)})" \

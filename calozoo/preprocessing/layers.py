@@ -1,5 +1,6 @@
 """Per-layer operations on flattened showers: split, normalise to unit layer sums, rescale."""
 
+import math
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -78,5 +79,4 @@ def log_shares(values, floor, resolution=1e-4):
         [[1.0, 0.0], [0.075, 0.0]]
     """
     total = tf.maximum(tf.reduce_sum(values, axis=-1, keepdims=True), floor)
-    scale = tf.cast(tf.math.log1p(1.0 / resolution), values.dtype)
-    return tf.math.log1p(values / total / resolution) / scale
+    return tf.math.log1p(values / total / resolution) / math.log1p(1.0 / resolution)

@@ -237,10 +237,13 @@ def trainable_parts(model: ICaloFlow) -> dict:
 
 def adopt_teacher_parts(student: ICaloFlow, teacher: ICaloFlow) -> None:
     """The student reuses the teacher's Flow-1 and, position by position, the permutations of Flow-2/3."""
-    for key in ("energy_variables", "energy_fraction_factor"):
+    reasons = {"energy_variables": "it reuses the teacher's Flow-1",
+               "energy_fraction_factor": "it reuses the teacher's Flow-1",
+               "previous_shape_condition": "the teacher scores the student's Flow-3 samples under that condition"}
+    for key, reason in reasons.items():
         if getattr(student.config, key) != getattr(teacher.config, key):
             raise ValueError(f"The student's `{key}` ({getattr(student.config, key)!r}) must be its teacher's "
-                             f"({getattr(teacher.config, key)!r}): it reuses the teacher's Flow-1.")
+                             f"({getattr(teacher.config, key)!r}): {reason}.")
     copy_variables(student.energy_flow, teacher.energy_flow)
     for flow_name in FLOW_NAMES[1:]:
         adopt_permutations(getattr(student, flow_name), getattr(teacher, flow_name))

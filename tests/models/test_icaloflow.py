@@ -10,7 +10,7 @@ from calozoo.data.files import read_showers
 from calozoo.models.base import seed_pair
 from calozoo.models.icaloflow import FLOW_NAMES, ICaloFlow, ICaloFlowConfig
 from calozoo.preprocessing import inverse_logit_transform, logit_transform
-from calozoo.training.icaloflow import train_icaloflow
+from calozoo.training.icaloflow import adopt_teacher_parts, train_icaloflow
 from tests._paths import DS2_GEANT4 as DS2_FILE  # noqa: E402
 
 TINY = dict(energy_hidden=8, first_layer_hidden=8, layer_hidden=8, num_blocks=2)
@@ -277,7 +277,6 @@ def test_energy_variables_config_and_the_student_must_share_its_teachers():
         ICaloFlowConfig(energy_variables="u")
     with pytest.raises(ValueError, match="`energy_fraction_factor` must be a positive number"):
         ICaloFlowConfig(energy_variables="shares", energy_fraction_factor=0.0)
-    from calozoo.training.icaloflow import adopt_teacher_parts
     with pytest.raises(ValueError, match="student's `energy_variables`"):
         adopt_teacher_parts(student=tiny("student"), teacher=tiny(energy_variables="shares"))
 
@@ -416,3 +415,42 @@ def test_layer_context_skip_trains(ds2, tmp_path):
 def test_a_student_needs_a_teacher(tmp_path):
     with pytest.raises(ValueError, match="needs a trained teacher"):
         train_icaloflow(tiny("student"), np.ones((4, 6480)), np.ones((4, 1)) * 1e4, tmp_path, progress=False)
+
+
+@needs_data
+def test_log_shares_condition_is_noiseless_and_keeps_the_layer_index_apart(ds2):
+    """`previous_shape_condition="log_shares"`: Flow-3's view of layer n-1 is each voxel's share, log-compressed to
+    [0, 1], 0 exactly where the voxel is empty, the same for any noise seed; the paper's logit view changes with it."""
+    energies, showers = ds2
+    config = dict(dequantization="log_normal", renormalize_layers=True, shape_logit_alpha=1e-11, dtype="float64")
+    shares, logits = tiny(previous_shape_condition="log_shares", **config), tiny(**config)
+    layers = tf.constant(showers[:6].reshape(6, 45, 144)[:, 7].astype(np.float64))
+    first, second = (shares.previous_shape(layers, tf.constant([s, 1])).numpy() for s in (1, 2))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first == 0, layers.numpy() == 0)
+    assert first.min() >= 0 and first.max() <= 1
+    hottest = layers.numpy().argmax(-1)
+    expected = np.log1p(layers.numpy().max(-1) / layers.numpy().sum(-1) / 1e-4) / np.log1p(1e4)
+    np.testing.assert_allclose(first[np.arange(6), hottest], expected, rtol=1e-12)
+    assert not np.array_equal(*(logits.previous_shape(layers, tf.constant([s, 1])).numpy() for s in (1, 2)))
+    _, c = shares.layer_inputs(layers, layers, tf.constant(energies[:6], tf.float64), tf.fill([6], 8),
+                               tf.constant([3, 4]))
+    np.testing.assert_array_equal(c[:, 3:147].numpy(), first)
+    np.testing.assert_array_equal(c[:, 147:].numpy().argmax(-1), np.full(6, 7))
+    with pytest.raises(ValueError, match="`previous_shape_condition` must be one of"):
+        ICaloFlowConfig(previous_shape_condition="shares")
+    with pytest.raises(ValueError, match="student's `previous_shape_condition`"):
+        adopt_teacher_parts(student=tiny("student"), teacher=tiny(previous_shape_condition="log_shares"))
+
+
+@needs_data
+def test_log_shares_condition_trains_and_generates(ds2, tmp_path):
+    energies, showers = ds2
+    model = tiny(previous_shape_condition="log_shares", layer_context_skip=True, dequantization="log_normal",
+                 renormalize_layers=True)
+    result = train_icaloflow(model, showers, energies, tmp_path, settings=FAST, epochs=3, parts=("layer_flow",),
+                             progress=False)["layer_flow"]
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0], losses
+    generated = model.sampler(jit_compile=False)(tf.constant([[2e4], [3e5]], tf.float32), seed_pair(3)).numpy()
+    assert generated.shape == (2, 6480) and np.isfinite(generated).all() and (generated > 0).any()

@@ -127,3 +127,22 @@ def test_sigterm_removes_the_temporary_file_like_ctrl_c(tiny_artifact, tmp_path)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert not output.exists() and not list(tmp_path.glob(".big.h5*")), os.listdir(tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_sigterm_swallowed_inside_a_finalizer_still_stops_the_next_step(monkeypatch):
+    """Python may run the SIGTERM handler inside a `__del__`, where its SystemExit is printed and dropped; the loops'
+    `stop_if_terminated` must still end the command with 143."""
+    from calozoo_tools import cli
+
+    monkeypatch.setattr(cli, "_TERMINATION", {})
+    cli.stop_if_terminated()  # nothing has arrived: no effect
+
+    class Finalized:
+        def __del__(self):
+            cli._terminated(signal.SIGTERM, None)
+
+    Finalized()
+    with pytest.raises(SystemExit) as caught:
+        cli.stop_if_terminated()
+    assert caught.value.code == 128 + signal.SIGTERM
