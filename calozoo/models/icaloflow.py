@@ -32,7 +32,6 @@ from calozoo.preprocessing import (
     ENERGY_VARIABLES,
     from_energy_variables,
     inverse_logit_transform,
-    keep_filled_rows,
     layer_normalize,
     log_shares,
     logit_transform,
@@ -95,7 +94,6 @@ class ICaloFlowConfig(FlowConfig):
     layer_context_skip: bool = False  # not in the paper: Flow-3's voxel i also sees voxel i of layer n-1 directly
     shape_context_units: int = 0  # not in the paper: Flow-2/3 MADE units that see only the condition (see MADE)
     previous_shape_condition: str = "logit"  # the paper; or "log_shares" (see ICaloFlow.previous_shape)
-    keep_filled_layers: bool = False  # generation only: a layer the cut emptied keeps E_n (see _layer_from_logits)
     permutation_seed: int = 0
     seed: int = 0
     dtype: str = "float64"
@@ -113,10 +111,6 @@ class ICaloFlowConfig(FlowConfig):
             raise ValueError("`occupied_jitter` must lie in [0, 1) and needs dequantization 'log_normal' or "
                              "'below_threshold' with renormalize_layers (which undoes the shrink at generation); "
                              f"got {self.occupied_jitter} with '{self.dequantization}', "
-                             f"renormalize_layers={self.renormalize_layers}.")
-        if self.keep_filled_layers and (self.dequantization == "uniform" or not self.renormalize_layers):
-            raise ValueError("`keep_filled_layers` needs dequantization 'log_normal' or 'below_threshold' with "
-                             f"renormalize_layers; got '{self.dequantization}', "
                              f"renormalize_layers={self.renormalize_layers}.")
         if self.previous_shape_condition not in PREVIOUS_SHAPE_CONDITIONS:
             raise ValueError(f"`previous_shape_condition` must be one of {list(PREVIOUS_SHAPE_CONDITIONS)}; "
@@ -394,18 +388,12 @@ class ICaloFlow(ShowerGenerator):
         (before the cut); small models trained on few showers need it. A layer whose fractions sum to less than
         the logit's alpha (the preprocessing's resolution) is left empty rather than inflated from rounding residue.
         With `dequantization="below_threshold"` the fill below the threshold is not part of the layer's energy:
-        the cut comes first and the voxels left are rescaled to sum to E_n. With `keep_filled_layers` a layer is
-        empty exactly when Flow-1's E_n is (below the cut), and one whose voxels all fell below the cut keeps E_n in
-        its largest voxel: without it, a flow that makes too few hits empties the deep, faint layers (and the
-        next layer is then conditioned on an empty one).
+        the cut comes first and the voxels left are rescaled to sum to E_n.
         """
         fractions = inverse_logit_transform(logits, self.config.shape_alpha, clamp=True)
         if self.config.dequantization != "uniform":
-            raw = fractions * energy_mev
-            layer, target = self._cut(raw), energy_mev
-            if self.config.keep_filled_layers:
-                layer, target = keep_filled_rows(layer, raw, energy_mev, self.config.threshold_mev)
-            return rescale_rows(layer, target, 0.0) if self.config.renormalize_layers else layer
+            layer = self._cut(fractions * energy_mev)
+            return rescale_rows(layer, energy_mev, 0.0) if self.config.renormalize_layers else layer
         if self.config.renormalize_layers:
             fractions = rescale_rows(fractions, 1.0, self.config.shape_alpha)
         return self._cut(fractions * energy_mev)

@@ -454,22 +454,3 @@ def test_log_shares_condition_trains_and_generates(ds2, tmp_path):
     assert losses[-1] < losses[0], losses
     generated = model.sampler(jit_compile=False)(tf.constant([[2e4], [3e5]], tf.float32), seed_pair(3)).numpy()
     assert generated.shape == (2, 6480) and np.isfinite(generated).all() and (generated > 0).any()
-
-
-def test_keep_filled_layers_keeps_flow_1s_energy_in_a_layer_the_cut_emptied():
-    config = dict(dequantization="log_normal", renormalize_layers=True, shape_logit_alpha=1e-11, dtype="float64")
-    plain, keep = tiny(**config), tiny(keep_filled_layers=True, **config)
-    fractions = np.full((3, 144), 1e-9)
-    fractions[:, 5] = 1e-6  # 1 keV of a 1 GeV layer: below the 15 keV cut
-    fractions[2, 7] = 0.5
-    energies = tf.constant([[1000.0], [0.0], [1000.0]], tf.float64)
-    logits = logit_transform(fractions, keep.config.shape_alpha)
-    plain_layers = plain._layer_from_logits(logits, energies).numpy()
-    kept_layers = keep._layer_from_logits(logits, energies).numpy()
-    assert not plain_layers[0].any(), "without the option the cut empties the layer"
-    np.testing.assert_allclose(kept_layers[0], np.eye(144)[5] * 1000.0, rtol=1e-9)
-    assert not kept_layers[1].any()
-    np.testing.assert_array_equal(kept_layers[2], plain_layers[2])
-    np.testing.assert_allclose(kept_layers[2].sum(), 1000.0, rtol=1e-9)
-    with pytest.raises(ValueError, match="`keep_filled_layers` needs"):
-        ICaloFlowConfig(keep_filled_layers=True)
