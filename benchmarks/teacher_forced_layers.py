@@ -44,10 +44,10 @@ def layer_report(model, incident, showers, layer: int, seed: int = 0) -> dict:
     previous, current, incident = previous[keep], current[keep], incident[keep]
     energy = tf.constant(current.sum(-1, keepdims=True))
     previous_energy = tf.constant(previous.sum(-1, keepdims=True))
-    previous_logits = model.previous_shape(tf.constant(previous), tf.constant([seed, 1]))
+    previous_shape = model.previous_shape(tf.constant(previous), tf.constant([seed, 1]))
 
     def condition_as(index):
-        return model.layer_condition(tf.constant(incident), energy, previous_energy, previous_logits,
+        return model.layer_condition(tf.constant(incident), energy, previous_energy, previous_shape,
                                      tf.fill([len(current)], index))
 
     def sample_as(index):
